@@ -1,0 +1,1 @@
+"""A small shop: prices, carts, stock and discounts (covsweep's bundled example)."""

@@ -1,0 +1,81 @@
+"""The flow `spec-to-production`: discover, baseline, generate per module, write, validate, report."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from typing import Annotated, Literal
+
+from prefect import flow, get_run_logger
+from prefect.futures import as_completed
+from prefect.runtime import flow_run
+from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import Field
+
+from tasks.conclude import conclude
+from tasks.generate import ModuleJob, generate_module
+from tasks.measure import measure_coverage
+from tasks.plan import RunOptions, plan_run
+from tasks.report import Progress, now, publish_report
+from tasks.write import WriteRequest, write_tests
+
+
+@flow(name="spec-to-production", persist_result=True, validate_parameters=True)
+def spec_to_production(
+    target: str,
+    modules: list[str] | None = None,
+    generator: Literal["auto", "llm", "openhands", "pynguin", "none"] = "auto",
+    coverage_target: Annotated[float, Field(ge=0, le=100)] = 80.0,
+    max_iterations: Annotated[int, Field(ge=1, le=100)] = 3,
+    reruns: Annotated[int, Field(ge=1, le=50)] = 3,
+    out: str | None = None,
+    report: str | None = None,
+    concurrency: Annotated[int, Field(ge=1, le=64)] = 4,
+    sandbox: Literal["docker", "local"] = "docker",
+    timeout: Annotated[float, Field(gt=0)] = 300.0,
+    models: str | None = None,
+    llm_base_url: str | None = None,
+    budget_usd: Annotated[float, Field(ge=0)] | None = None,
+):
+    """Raise the test coverage of the project at `target` with generated tests that pass reliably."""
+    started_at, started = now(), time.monotonic()
+    options = RunOptions(**{k: v for k, v in locals().items() if k in RunOptions.model_fields})
+    plan = plan_run(options, run_id=str(flow_run.get_id() or "") or None)
+    logger = get_run_logger()
+    try:
+        baseline = measure_coverage(plan.sandbox, plan.project, plan.project.test_paths,
+                                    plan.workspace / "baseline", timeout=max(plan.options.timeout, 600))
+        logger.info("baseline: line %.1f%%, branch %.1f%% over %d modules",
+                    baseline.coverage.totals.line, baseline.coverage.totals.branch, len(plan.project.modules))
+        jobs = [ModuleJob(
+            project=plan.project, module=m, baseline=baseline.coverage.files.get(m.path),
+            baseline_problem=baseline.problem(),
+            generator=plan.generator, coverage_target=options.coverage_target, max_iterations=options.max_iterations,
+            reruns=options.reruns, timeout=options.timeout, sandbox=plan.sandbox,
+            workspace=plan.workspace / m.path.replace("/", "__"),
+        ) for m in plan.project.modules]
+        progress = Progress(len(jobs))
+        results = []
+        with ThreadPoolTaskRunner(max_workers=options.concurrency) as runner:
+            futures = [runner.submit(generate_module, parameters={"job": job}) for job in jobs]
+            for future in as_completed(futures):
+                result = future.result()
+                results.append(result)
+                progress.advance()
+                logger.info("[%d/%d] %s: %s, line %.1f%% -> %.1f%%, %d tests kept, %.1fs",
+                            progress.done, progress.total, result.module, result.status,
+                            result.coverage_before.line, result.coverage.line, result.tests.accepted,
+                            result.execution_time)
+        order = {m.path: i for i, m in enumerate(plan.project.modules)}
+        results.sort(key=lambda r: order[r.module])
+        requests = [WriteRequest(module=m, source=r.accepted_source)
+                    for m, r in zip(plan.project.modules, results) if r.accepted_source]
+        written = write_tests(plan.project, plan.out, requests) if requests else []
+        final = baseline
+        if any(w.path for w in written):
+            final = measure_coverage(plan.sandbox, plan.project, plan.project.test_paths + [plan.out],
+                                     plan.workspace / "final", timeout=max(plan.options.timeout, 600))
+        report = conclude(plan, baseline, final, results, written, started_at, time.monotonic() - started)
+        return publish_report(report, plan.report)
+    finally:
+        shutil.rmtree(plan.workspace, ignore_errors=True)

@@ -1,0 +1,104 @@
+"""The per-module task: generate tests, keep the ones that earn their place, repeat until the
+module reaches its coverage target, its rounds or its time budget."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from prefect import get_run_logger, task
+from pydantic import BaseModel, Field
+
+from tasks.filtering import Covered, filter_tests
+from tasks.models import (
+    FileCoverage, GeneratorName, Module, ModuleError, ModuleResult, Project, SandboxConfig, TestCounts,
+)
+from tasks.probe import probe_import
+from tasks.pynguin import generate_with_pynguin
+from tasks.sandbox import prepare_workspace
+from tasks.testfile import TestFileBuilder
+
+PROBE_TIMEOUT_S = 30
+MIN_ROUND_S = 20
+
+
+class ModuleJob(BaseModel):
+    project: Project
+    module: Module
+    baseline: FileCoverage | None = Field(description="None: the baseline run did not measure this module")
+    baseline_problem: str = ""
+    generator: GeneratorName
+    coverage_target: float
+    max_iterations: int
+    reruns: int
+    timeout: float
+    sandbox: SandboxConfig
+    workspace: Path
+
+
+def _line_pct(baseline: FileCoverage, covered: Covered) -> float:
+    statements = set(baseline.statements)
+    return 100.0 * len(covered.lines & statements) / len(statements) if statements else 100.0
+
+
+def _add_counts(total: TestCounts, more: TestCounts) -> TestCounts:
+    return TestCounts(**{k: getattr(total, k) + getattr(more, k) for k in TestCounts.model_fields})
+
+
+def _run_rounds(job: ModuleJob, result: ModuleResult, deadline: float) -> TestFileBuilder:
+    builder = TestFileBuilder()
+    covered = Covered.of(job.baseline)
+    result.timings.sandbox_start += probe_import(job.sandbox, job.project, job.module, job.workspace,
+                                                 min(PROBE_TIMEOUT_S, deadline - time.monotonic()))
+    for round_no in range(1, job.max_iterations + 1):
+        remaining = deadline - time.monotonic()
+        if _line_pct(job.baseline, covered) >= job.coverage_target or remaining < MIN_ROUND_S:
+            break
+        try:
+            search_s = int(min(30, max(5, remaining * 0.15)))
+            generated = generate_with_pynguin(job.sandbox, job.project, job.module, job.workspace,
+                                              seed=round_no, search_s=search_s, timeout=remaining)
+            result.timings.generate += generated.duration_s - generated.start_s
+            result.timings.sandbox_start += generated.start_s
+            filtered = filter_tests(job.sandbox, job.project, job.module, generated.file, job.baseline,
+                                    covered, job.reruns, max(10.0, deadline - time.monotonic()))
+        except ModuleError:
+            if builder.body:
+                break  # a later round failed: what earlier rounds kept still stands
+            raise
+        result.timings.validate_ += filtered.duration_s - filtered.sandbox_start_s
+        result.timings.sandbox_start += filtered.sandbox_start_s
+        result.tests = _add_counts(result.tests, filtered.counts)
+        builder.add(generated.file.read_text(), set(filtered.kept))
+        covered = filtered.covered
+    result.coverage = FileCoverage(
+        **(job.baseline.model_dump() | {"executed_lines": sorted(covered.lines),
+                                         "executed_branches": sorted(covered.branches)})).percentages()
+    return builder
+
+
+@task(name="generate-module", task_run_name="generate {job.module.path}")
+def generate_module(job: ModuleJob) -> ModuleResult:
+    """Tests for one module; a failure is recorded in the result, never raised."""
+    started = time.monotonic()
+    result = ModuleResult(module=job.module.path, status="unchanged", success=True, generator=job.generator)
+    try:
+        if job.module.syntax_error:
+            raise ModuleError("target", job.module.syntax_error)
+        if job.baseline is None:
+            raise ModuleError("sandbox", f"its baseline coverage could not be measured: {job.baseline_problem}")
+        result.coverage_before = result.coverage = job.baseline.percentages()
+        if job.generator != "none":
+            prepare_workspace(job.workspace)
+            builder = _run_rounds(job, result, started + job.timeout)
+            if builder.body:
+                result.accepted_source = builder.render()
+        result.status = result.coverage_status(job.coverage_target)
+    except ModuleError as exc:
+        result.status, result.success, result.error = "failed", False, exc.info
+    except Exception as exc:  # noqa: BLE001 - one module's bug must not end the run
+        get_run_logger().exception("module %s: internal error", job.module.path)
+        result.status, result.success = "failed", False
+        result.error = ModuleError("internal", f"{exc.__class__.__name__}: {exc}").info
+    result.execution_time = round(time.monotonic() - started, 3)
+    return result

@@ -1,0 +1,80 @@
+"""Check a run's options and turn them into a plan: the project, the generator, the sandbox."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Annotated, Literal
+
+from prefect import task
+from prefect.logging import get_logger
+from pydantic import BaseModel, Field
+
+from covsweep.settings import Settings, load
+from tasks.discover import discover
+from tasks.image import ensure_sandbox_image
+from tasks.models import GeneratorName, InputError, Project, SandboxConfig
+
+IMPLEMENTED_GENERATORS = {"pynguin", "none"}
+
+
+class RunOptions(BaseModel):
+    """The flow's parameters; the CLI's options carry the same names."""
+
+    target: str = Field(description="project directory (src/ or flat layout) or one .py file")
+    modules: list[str] | None = Field(default=None, description="module path globs, relative to the target")
+    generator: Literal["auto", "llm", "openhands", "pynguin", "none"] = Field(
+        default="auto", description="auto: llm with an API key, else pynguin; none: measure only")
+    coverage_target: Annotated[float, Field(ge=0, le=100)] = Field(
+        default=80.0, description="per-module line coverage at which refinement stops")
+    max_iterations: Annotated[int, Field(ge=1, le=100)] = Field(default=3, description="refinement rounds per module")
+    reruns: Annotated[int, Field(ge=1, le=50)] = Field(default=3, description="passes in a row a kept test needs")
+    out: str | None = Field(default=None, description="where accepted tests go; default TARGET/tests/generated")
+    report: str | None = Field(default=None, description="JSON report; default TARGET/.covsweep/report.json")
+    concurrency: Annotated[int, Field(ge=1, le=64)] = Field(default=4, description="modules processed at once")
+    sandbox: Literal["docker", "local"] = Field(default="docker", description="local: subprocesses, not isolated")
+    timeout: Annotated[float, Field(gt=0)] = Field(default=300.0, description="budget per module in seconds")
+    models: str | None = Field(default=None, description="LLM fallback chain A,B,C, first preferred")
+    llm_base_url: str | None = Field(default=None, description="any OpenAI-compatible endpoint")
+    budget_usd: Annotated[float, Field(ge=0)] | None = Field(default=None, description="no new LLM request past this spend")
+
+
+class Plan(BaseModel):
+    run_id: str
+    project: Project
+    generator: GeneratorName
+    sandbox: SandboxConfig
+    out: Path
+    report: Path
+    workspace: Path
+    options: RunOptions
+
+
+def resolve_generator(requested: str) -> GeneratorName:
+    if requested == "auto":
+        return "pynguin"  # the LLM generator is not built yet: auto is the offline default
+    if requested not in IMPLEMENTED_GENERATORS:
+        raise InputError(f"--generator {requested} is not available in this version of covsweep; use pynguin or none")
+    return requested
+
+
+def sandbox_config(kind: str, settings: Settings) -> SandboxConfig:
+    if kind == "local":
+        return SandboxConfig(kind="local", pynguin=settings.pynguin)
+    return SandboxConfig(kind="docker", image=ensure_sandbox_image(settings))
+
+
+@task(name="plan-run")
+def plan_run(options: RunOptions, run_id: str | None = None) -> Plan:
+    """Raises InputError, before anything runs, for whatever a user has to fix."""
+    settings = load()
+    project = discover.fn(Path(options.target), options.modules)
+    generator = resolve_generator(options.generator)
+    config = sandbox_config(options.sandbox, settings)
+    if options.sandbox == "local":
+        get_logger("covsweep").warning("--sandbox local: modules and tests run as subprocesses of this host, NOT isolated")
+    out = Path(options.out).expanduser().resolve() if options.out else project.target / "tests" / "generated"
+    report = Path(options.report).expanduser().resolve() if options.report else project.target / ".covsweep" / "report.json"
+    run_id = run_id or uuid.uuid4().hex
+    return Plan(run_id=run_id, project=project, generator=generator, sandbox=config, out=out, report=report,
+                workspace=settings.cache_dir / "runs" / run_id, options=options)

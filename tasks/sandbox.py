@@ -1,0 +1,146 @@
+"""Run a shell script against a target in isolation: a locked-down Docker container, or
+(`--sandbox local`) a subprocess with resource limits.
+
+Both see the same absolute paths: the target read-only, a scratch workspace read-write.
+Scripts find the test runner's Python as $PY and Pynguin as $PYNGUIN.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import docker
+import requests
+from docker.errors import DockerException
+from pydantic import BaseModel
+
+from tasks.models import InputError, SandboxConfig
+
+OUTPUT_LIMIT = 200_000
+CONTAINER_UID = 1000
+LABEL = "covsweep.sandbox"
+
+
+class ExecResult(BaseModel):
+    exit_code: int | None
+    output: str
+    timed_out: bool = False
+    oom_killed: bool = False
+    duration_s: float = 0.0
+    start_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out
+
+
+def docker_client() -> docker.DockerClient:
+    try:
+        client = docker.from_env(timeout=60)
+        client.ping()
+        return client
+    except (DockerException, requests.RequestException) as exc:
+        raise InputError(
+            f"Docker is not reachable ({exc.__class__.__name__}): start the daemon "
+            "(`sudo systemctl start docker` or `dockerd &`) or use --sandbox local"
+        ) from None
+
+
+def prepare_workspace(path: Path) -> Path:
+    """A scratch folder the sandbox's non-root user may write to."""
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o777)
+    return path
+
+
+def run(config: SandboxConfig, script: str, *, workspace: Path, read_only: list[Path],
+        timeout: float, env: dict[str, str] | None = None) -> ExecResult:
+    """Run `sh -c script` with the workspace as working directory and kill it after `timeout` s."""
+    runner = _run_docker if config.kind == "docker" else _run_local
+    return runner(config, script, workspace, read_only, timeout, dict(env or {}))
+
+
+def _run_docker(config, script, workspace, read_only, timeout, env) -> ExecResult:
+    client = docker_client()
+    limits = config.limits
+    volumes = {str(p): {"bind": str(p), "mode": "ro"} for p in _outermost(read_only)}
+    volumes[str(workspace)] = {"bind": str(workspace), "mode": "rw"}
+    env |= {"PY": "/opt/runner/bin/python", "PYNGUIN": "/opt/pynguin/bin/pynguin", "HOME": "/tmp"}
+    started = time.monotonic()
+    container = client.containers.create(
+        config.image, ["sh", "-c", script], user=f"{CONTAINER_UID}:{CONTAINER_UID}",
+        network_mode="none", read_only=True, tmpfs={"/tmp": f"size={limits.tmpfs_mb}m,mode=1777"},
+        mem_limit=f"{limits.memory_mb}m", memswap_limit=f"{limits.memory_mb}m",
+        pids_limit=limits.pids, nano_cpus=int(limits.cpus * 1e9), cap_drop=["ALL"],
+        security_opt=["no-new-privileges"], volumes=volumes, working_dir=str(workspace),
+        environment=env, labels={LABEL: "1"},
+    )
+    exit_code, timed_out, oom, start_s = None, False, False, 0.0
+    try:
+        container.start()
+        start_s = time.monotonic() - started
+        try:
+            exit_code = container.wait(timeout=timeout)["StatusCode"]
+        except requests.exceptions.RequestException:
+            # wait() has its own read timeout: the script outlived its budget.
+            timed_out = True
+            container.kill()
+        container.reload()
+        oom = bool(container.attrs["State"].get("OOMKilled"))
+        output = container.logs(stdout=True, stderr=True, tail=2000).decode(errors="replace")
+    finally:
+        container.remove(force=True)
+    return ExecResult(exit_code=exit_code, output=output[-OUTPUT_LIMIT:], timed_out=timed_out,
+                      oom_killed=oom, duration_s=time.monotonic() - started, start_s=start_s)
+
+
+def _outermost(paths: list[Path]) -> list[Path]:
+    paths = sorted({Path(p) for p in paths}, key=lambda p: len(p.parts))
+    kept: list[Path] = []
+    for p in paths:
+        if not any(p.is_relative_to(k) for k in kept):
+            kept.append(p)
+    return kept
+
+
+def _limit_resources(limits):
+    def apply():
+        memory = limits.memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+        resource.setrlimit(resource.RLIMIT_NPROC, (limits.pids, limits.pids))
+    return apply
+
+
+def _run_local(config, script, workspace, read_only, timeout, env) -> ExecResult:
+    bindir = Path(sys.executable).parent
+    env |= {
+        "PY": sys.executable, "PYNGUIN": config.pynguin, "HOME": str(workspace),
+        "PATH": f"{bindir}:/usr/local/bin:/usr/bin:/bin", "TMPDIR": str(workspace),
+    }
+    started = time.monotonic()
+    log = workspace / ".sandbox-output"
+    with open(log, "wb") as sink:
+        proc = subprocess.Popen(["sh", "-c", script], cwd=workspace, env=env, stdout=sink,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, preexec_fn=_limit_resources(config.limits))
+        timed_out = False
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+        finally:
+            # The whole process group: a forking script leaves no child behind.
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
+    output = log.read_bytes()[-OUTPUT_LIMIT:].decode(errors="replace")
+    return ExecResult(exit_code=None if timed_out else proc.returncode, output=output,
+                      timed_out=timed_out, duration_s=time.monotonic() - started)
