@@ -1,0 +1,39 @@
+# covsweep: every target installs what it needs and can be run again.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+EXAMPLE := $(or $(TMPDIR),/tmp)/covsweep-example
+PREFECT_PORT ?= 4200
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+
+.PHONY: install image run test bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+# The sandbox image; offline, its base is built from Debian's packages first.
+image: install
+	@docker image inspect python:3.11-slim >/dev/null 2>&1 || docker pull -q python:3.11-slim >/dev/null 2>&1 \
+	  || bash deployments/sandbox/build-base.sh
+	@$(PY) -m tasks.image
+
+# The bundled example, copied so that the repository itself stays clean.
+run: image
+	rm -rf $(EXAMPLE) && cp -r examples/shop $(EXAMPLE)
+	$(VENV)/bin/covsweep run $(EXAMPLE)
+	@echo "generated tests: $(EXAMPLE)/tests/generated, report: $(EXAMPLE)/.covsweep/report.json"
+
+test: image
+	$(PY) -m pytest tests
+
+bench: image
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) build bench/results

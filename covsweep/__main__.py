@@ -1,0 +1,3 @@
+from covsweep.cli import main
+
+main()
