@@ -2,28 +2,31 @@
 
 from __future__ import annotations
 
+import argparse
 import signal
 import sys
-from pathlib import Path
-from typing import Optional
+from typing import NoReturn
 
-import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
 from tasks.models import InputError, Report
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Raise the test coverage of a Python project with generated tests that pass reliably.")
 err = Console(stderr=True)
-out = Console()
+# Piped output keeps whole rows: the 80 columns rich assumes off a terminal would fold them.
+out = Console(width=None if sys.stdout.isatty() else 160)
 
 
-def fail(message: str) -> None:
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        fail(message)
+
+
+def fail(message: str) -> NoReturn:
     """Bad input: one line on stderr, exit status 2, nothing run."""
     err.print(f"covsweep: error: {message}", markup=False, highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
+    sys.exit(2)
 
 
 def _interrupt_on_sigterm() -> None:
@@ -52,38 +55,12 @@ def summary_table(report: Report) -> Table:
     return table
 
 
-@app.callback()
-def _commands() -> None:
-    """Raise the test coverage of a Python project with generated tests that pass reliably."""
-
-
-@app.command()
-def run(
-    target: Path = typer.Argument(..., help="project directory or one .py file"),
-    modules: Optional[list[str]] = typer.Option(None, "--modules", help="module path glob, repeatable"),
-    generator: str = typer.Option("auto", help="auto, llm, openhands, pynguin or none"),
-    coverage_target: float = typer.Option(80.0, help="per-module line coverage at which refinement stops"),
-    max_iterations: int = typer.Option(3, help="refinement rounds per module"),
-    reruns: int = typer.Option(3, help="a generated test is kept only if it passes this many runs in a row"),
-    out_dir: Optional[Path] = typer.Option(None, "--out", help="where accepted tests go [TARGET/tests/generated]"),
-    report: Optional[Path] = typer.Option(None, help="JSON report [TARGET/.covsweep/report.json]"),
-    concurrency: int = typer.Option(4, help="modules processed at once"),
-    sandbox: str = typer.Option("docker", help="docker, or local (subprocesses, not isolated)"),
-    timeout: float = typer.Option(300.0, help="budget per module in seconds"),
-    models: Optional[str] = typer.Option(None, help="LLM fallback chain A,B,C"),
-    llm_base_url: Optional[str] = typer.Option(None, help="any OpenAI-compatible endpoint"),
-    budget_usd: Optional[float] = typer.Option(None, help="no new LLM request once the run has spent this"),
-) -> None:
+def run(args: argparse.Namespace) -> int:
     """Run the flow in this process and print a summary; the report goes to --report."""
     from tasks.plan import RunOptions, plan_run
 
     try:
-        options = RunOptions(
-            target=str(target), modules=modules or None, generator=generator, coverage_target=coverage_target,
-            max_iterations=max_iterations, reruns=reruns, out=str(out_dir) if out_dir else None,
-            report=str(report) if report else None, concurrency=concurrency, sandbox=sandbox, timeout=timeout,
-            models=models, llm_base_url=llm_base_url, budget_usd=budget_usd,
-        )
+        options = RunOptions(**{name: getattr(args, name) for name in RunOptions.model_fields})
         plan = plan_run.fn(options)
     except ValidationError as exc:
         first = exc.errors()[0]
@@ -99,12 +76,41 @@ def run(
         fail(str(exc))
     out.print(summary_table(result))
     out.print(f"report: {plan.report}", highlight=False)
-    raise typer.Exit(0 if result.totals.failed == 0 else 1)
+    return 0 if result.totals.failed == 0 else 1
 
 
-def main() -> None:
+def _run_options(parser: argparse.ArgumentParser) -> None:
+    """The flow's parameters as options; values are checked by RunOptions, one error line each."""
+    parser.add_argument("target", help="project directory (src/ or flat layout) or one .py file")
+    parser.add_argument("--modules", action="append", metavar="GLOB", help="restrict to these module paths (repeatable)")
+    parser.add_argument("--generator", default="auto", help="auto, llm, openhands, pynguin or none [auto]")
+    parser.add_argument("--coverage-target", default=80.0, metavar="PCT", help="line coverage at which refinement stops [80]")
+    parser.add_argument("--max-iterations", default=3, metavar="N", help="refinement rounds per module [3]")
+    parser.add_argument("--reruns", default=3, metavar="N", help="passes in a row a kept test needs [3]")
+    parser.add_argument("--out", metavar="DIR", help="where accepted tests go [TARGET/tests/generated]")
+    parser.add_argument("--report", metavar="FILE", help="the JSON report [TARGET/.covsweep/report.json]")
+    parser.add_argument("--concurrency", default=4, metavar="N", help="modules processed at once [4]")
+    parser.add_argument("--sandbox", default="docker", help="docker, or local: subprocesses, not isolated [docker]")
+    parser.add_argument("--timeout", default=300.0, metavar="S", help="budget per module, all attempts [300]")
+    parser.add_argument("--models", metavar="A,B,C", help="LLM fallback chain, first preferred")
+    parser.add_argument("--llm-base-url", metavar="URL", help="any OpenAI-compatible endpoint")
+    parser.add_argument("--budget-usd", metavar="X", help="no new LLM request once the run has spent X")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = Parser(prog="covsweep", description=__doc__)
+    commands = top.add_subparsers(dest="command", required=True, parser_class=Parser)
+    _run_options(commands.add_parser("run", help="run the flow in this process, print a summary, write the report"))
+    return top
+
+
+COMMANDS = {"run": run}
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
     try:
-        app()
+        sys.exit(COMMANDS[args.command](args))
     except KeyboardInterrupt:
         err.print("covsweep: interrupted")
         sys.exit(130)

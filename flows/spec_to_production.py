@@ -43,7 +43,7 @@ def spec_to_production(
     plan = plan_run(options, run_id=str(flow_run.get_id() or "") or None)
     logger = get_run_logger()
     try:
-        baseline = measure_coverage(plan.sandbox, plan.project, plan.project.test_paths,
+        baseline = measure_coverage(plan.sandbox, plan.project, plan.test_paths(),
                                     plan.workspace / "baseline", timeout=max(plan.options.timeout, 600))
         logger.info("baseline: line %.1f%%, branch %.1f%% over %d modules",
                     baseline.coverage.totals.line, baseline.coverage.totals.branch, len(plan.project.modules))
@@ -73,7 +73,7 @@ def spec_to_production(
         written = write_tests(plan.project, plan.out, requests) if requests else []
         final = baseline
         if any(w.path for w in written):
-            final = measure_coverage(plan.sandbox, plan.project, plan.project.test_paths + [plan.out],
+            final = measure_coverage(plan.sandbox, plan.project, plan.test_paths(),
                                      plan.workspace / "final", timeout=max(plan.options.timeout, 600))
         report = conclude(plan, baseline, final, results, written, started_at, time.monotonic() - started)
         return publish_report(report, plan.report)

@@ -14,11 +14,14 @@ Arc = tuple[int, int]
 
 def write_rcfile(workspace: Path, project: Project, *, per_test: bool) -> Path:
     """covsweep's own coverage settings: the project's may lack branch, or measure elsewhere."""
+    root = project.import_root
     lines = [
-        "[run]", "branch = True", f"source = {project.import_root}",
+        "[run]", "branch = True", f"source = {root}",
         f"data_file = {workspace / '.coverage'}",
-        "omit =", "    */tests/*", "    */test/*", "    */test_*.py", "    */*_test.py",
-        "    */conftest.py", f"    {workspace}/*",
+        # Anchored at the import root: `*/tests/*` also matches every file of a project that is
+        # checked out below a folder named tests or test, and nothing would be measured.
+        "omit =", f"    {root}/**/tests/*", f"    {root}/**/test/*", f"    {root}/**/test_*.py",
+        f"    {root}/**/*_test.py", f"    {root}/**/conftest.py", f"    {workspace}/*",
     ]
     if per_test:
         lines.append("dynamic_context = test_function")

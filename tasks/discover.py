@@ -56,6 +56,14 @@ def _test_paths(target: Path) -> list[Path]:
     return sorted(p for p in target.glob("*.py") if _is_test_file(p.name))
 
 
+def _package_root(path: Path) -> Path:
+    """The folder a file is imported from: above every package (folder with __init__.py) it is in."""
+    root = path.parent
+    while (root / "__init__.py").exists() and root.parent != root:
+        root = root.parent
+    return root
+
+
 def _module(root: Path, path: Path) -> Module:
     source = path.read_bytes()
     rel = path.relative_to(root)
@@ -83,11 +91,13 @@ def discover(target: Path, patterns: list[str] | None = None) -> Project:
     if target.is_file():
         if target.suffix != ".py":
             raise InputError(f"target {target} is neither a directory nor a .py file")
-        module = _module(target.parent, target)
+        root = _package_root(target)
+        module = _module(root, target)
         if module.syntax_error:
             raise InputError(f"target {target} is not valid Python: {module.syntax_error}")
-        return Project(target=target.parent, import_root=target.parent,
-                       test_paths=_test_paths(target.parent), modules=[module])
+        project_dir = root.parent if root.name == "src" else root
+        return Project(target=project_dir, import_root=root,
+                       test_paths=_test_paths(project_dir), modules=[module])
     if not target.is_dir():
         raise InputError(f"target {target} is neither a directory nor a .py file")
     root = _import_root(target)

@@ -49,6 +49,13 @@ class Plan(BaseModel):
     workspace: Path
     options: RunOptions
 
+    def test_paths(self) -> list[Path]:
+        """The project's tests, with covsweep's earlier ones: those are the project's tests now."""
+        paths = list(self.project.test_paths)
+        if self.out.is_dir() and not any(self.out.is_relative_to(p) for p in paths):
+            paths.append(self.out)
+        return paths
+
 
 def resolve_generator(requested: str) -> GeneratorName:
     if requested == "auto":

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import docker
 import requests
-from docker.errors import DockerException
+from docker.errors import APIError, DockerException
 from pydantic import BaseModel
 
 from tasks.models import InputError, SandboxConfig
@@ -90,7 +90,10 @@ def _run_docker(config, script, workspace, read_only, timeout, env) -> ExecResul
         except requests.exceptions.RequestException:
             # wait() has its own read timeout: the script outlived its budget.
             timed_out = True
-            container.kill()
+            try:
+                container.kill()
+            except APIError:
+                pass  # it ended on its own meanwhile
         container.reload()
         oom = bool(container.attrs["State"].get("OOMKilled"))
         output = container.logs(stdout=True, stderr=True, tail=2000).decode(errors="replace")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import io
+import tokenize
 from dataclasses import dataclass, field
 
 
@@ -17,6 +19,30 @@ def _is_test_class(node: ast.stmt) -> bool:
 def _span(node: ast.stmt) -> tuple[int, int]:
     first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
     return first, node.end_lineno or node.lineno
+
+
+def _bound_names(node: ast.stmt) -> set[str]:
+    """Module-level names a statement binds (imports, helpers, constants)."""
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        return {(a.asname or a.name).split(".")[0] for a in node.names if a.name != "*"}
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return {node.name}
+    if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        return {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+    return set()
+
+
+def _rename_identifiers(source: str, renames: dict[str, str]) -> str:
+    """Rename names (not attributes after a dot, not text in strings or comments) in `source`."""
+    tokens, previous = [], None
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type == tokenize.NAME and tok.string in renames and not (previous and previous.string == "."):
+            tok = tok._replace(string=renames[tok.string])
+        tokens.append(tok)
+        if tok.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT):
+            previous = tok
+    return tokenize.untokenize(tokens)
 
 
 def test_names(source: str) -> list[str]:
@@ -37,8 +63,10 @@ class TestFileBuilder:
     header: list[str] = field(default_factory=list)
     body: list[str] = field(default_factory=list)
     names: set[str] = field(default_factory=set)
+    bindings: dict[str, str] = field(default_factory=dict)  # header name -> the statement binding it
 
     def add(self, source: str, kept: set[str]) -> None:
+        source = self._rebind(source)
         lines = source.splitlines()
         for node in ast.parse(source).body:
             first, last = _span(node)
@@ -51,8 +79,32 @@ class TestFileBuilder:
                 dropped = [m for m in methods if f"{node.name}.{m.name}" not in kept]
                 if len(dropped) < len(methods):
                     self.body.append(self._renamed(_without(lines, first, last, dropped), node.name, "class"))
-            elif text not in self.header:
-                self.header.append(text)
+            else:
+                for name in _bound_names(node):
+                    self.bindings.setdefault(name, text)
+                if text not in self.header:
+                    self.header.append(text)
+
+    def _rebind(self, source: str) -> str:
+        """A module-level name this round binds to something else than an earlier round did
+        (Pynguin numbers its `module_N` aliases per file) gets a name of its own in this round."""
+        tree = ast.parse(source)
+        lines = source.splitlines()
+        used = set(self.bindings) | {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+        renames: dict[str, str] = {}
+        for node in tree.body:
+            if _is_test_function(node) or _is_test_class(node):
+                continue
+            first, last = _span(node)
+            text = "\n".join(lines[first - 1:last])
+            for name in sorted(_bound_names(node)):
+                if name in self.bindings and self.bindings[name] != text and name not in renames:
+                    n = 2
+                    while f"{name}_{n}" in used:
+                        n += 1
+                    renames[name] = f"{name}_{n}"
+                    used.add(renames[name])
+        return _rename_identifiers(source, renames) if renames else source
 
     def _renamed(self, text: str, name: str, keyword: str) -> str:
         new, n = name, 1

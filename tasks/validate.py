@@ -7,10 +7,26 @@ from pathlib import Path
 
 from tasks.models import Issue, Validation
 
-# Calls that reach outside a test's own tmp dir when given a literal path.
-WRITING_CALLS = {"remove", "unlink", "rmtree", "rmdir", "rename", "replace", "write_text", "write_bytes",
-                 "mkdir", "makedirs", "chmod", "symlink_to"}
+# Calls that write to the path given as their first argument (os, shutil) ...
+WRITING_CALLS = {"remove", "unlink", "rmtree", "rmdir", "removedirs", "rename", "replace",
+                 "mkdir", "makedirs", "chmod"}
+# ... and the pathlib methods that write to the path they are called on.
+WRITING_METHODS = {"write_text", "write_bytes", "touch", "mkdir", "unlink", "rmdir", "rename", "replace",
+                   "chmod", "symlink_to", "hardlink_to"}
 PENALTY = {"ERROR": 0.5, "WARNING": 0.1, "INFO": 0.0}
+
+
+def _literal_path(node: ast.AST) -> str | None:
+    """A path written as a literal: "x", Path("x"), Path("x") / name; None for anything else (tmp_path / "x")."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.Call) and node.args:
+        func = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+        if func in {"Path", "PurePath", "PosixPath"}:
+            return _literal_path(node.args[0])
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+        return _literal_path(node.left)
+    return None
 
 
 def _literal_paths_written(tree: ast.AST) -> list[str]:
@@ -18,14 +34,19 @@ def _literal_paths_written(tree: ast.AST) -> list[str]:
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call):
             continue
-        name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
-        literal = next((a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)), None)
-        if name == "open" and len(node.args) > 1:
-            mode = node.args[1]
-            if isinstance(mode, ast.Constant) and isinstance(mode.value, str) and set(mode.value) & set("wax+"):
-                found.append(f"open({literal!r}, {mode.value!r})" if literal else "open(..., write mode)")
-        elif name in WRITING_CALLS and literal:
-            found.append(f"{name}({literal!r})")
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+        first = _literal_path(node.args[0]) if node.args else None
+        if name == "open":
+            mode = node.args[1] if len(node.args) > 1 else next(
+                (k.value for k in node.keywords if k.arg == "mode"), None)
+            if (first and isinstance(mode, ast.Constant) and isinstance(mode.value, str)
+                    and set(mode.value) & set("wax+")):
+                found.append(f"open({first!r}, {mode.value!r})")
+        elif isinstance(func, ast.Attribute) and name in WRITING_METHODS and (path := _literal_path(func.value)):
+            found.append(f"Path({path!r}).{name}()")
+        elif name in WRITING_CALLS and first:
+            found.append(f"{name}({first!r})")
     return found
 
 

@@ -46,18 +46,21 @@ def local_config():
     return SandboxConfig(kind="local")
 
 
-def _sandbox_containers() -> list:
+def sandbox_containers(below: Path) -> list[str]:
+    """Sandbox containers mounting something below `below`: this session's, not those of
+    another session using the same daemon at the same time."""
     from tasks.sandbox import LABEL
 
-    return docker.from_env().containers.list(all=True, filters={"label": LABEL})
+    return [c["Id"][:12] for c in docker.from_env().api.containers(all=True, filters={"label": LABEL})
+            if any(Path(m.get("Source", "/")).is_relative_to(below) for m in c.get("Mounts", []))]
 
 
 @pytest.fixture(autouse=True)
-def no_container_left_behind(request):
+def no_container_left_behind(request, tmp_path_factory):
     """Every Docker test ends with no sandbox container left, whatever happened in it."""
     yield
     if request.node.get_closest_marker("docker"):
-        assert _sandbox_containers() == []
+        assert sandbox_containers(tmp_path_factory.getbasetemp()) == []
 
 
 @pytest.fixture

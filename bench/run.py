@@ -1,0 +1,343 @@
+"""`make bench`: how much a coverage-only covsweep sweep costs over plain coverage.py.
+
+Generates a synthetic src/-layout project (default 300 modules, a partial test file each) in a
+temporary directory, then times on the same project:
+
+* plain: `python -m coverage run --branch -m pytest` on the host, from the project root;
+* covsweep: `.venv/bin/covsweep run TARGET --generator none` as a subprocess (Docker sandbox by
+  default), its output streamed line by line to time its phases: the ephemeral Prefect server
+  ("Starting temporary server" until the flow run begins), the baseline, the first finished module
+  ("[1/N]"), the last one, and the exit.
+
+Prints a short summary and writes JSON to bench/results/<timestamp>.json and bench/results/latest.json.
+The issue's target is covsweep/plain below 1.5.
+
+By default covsweep runs against a Prefect home of its own (a temporary PREFECT_HOME, first warmed
+by an untimed one-module run that also creates its database), so that other users of
+~/.prefect/prefect.db neither slow the benchmark down nor see its runs; --prefect-home uses a given one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+sys.path.insert(0, str(BENCH))
+
+from synth import generate  # noqa: E402
+
+VENV_BIN = REPO / ".venv" / "bin"
+PYTHON = VENV_BIN / "python"
+COVSWEEP = VENV_BIN / "covsweep"
+RESULTS = BENCH / "results"
+TARGET_RATIO = 1.5
+SCHEMA = "covsweep.bench.coverage-sweep/1"
+
+# Lines of covsweep's output that mark a phase; the first match of each counts.
+MARKERS = {
+    "server_starting": re.compile(r"Starting temporary server"),
+    "flow_begins": re.compile(r"Beginning flow run"),
+    "plan_done": re.compile(r"Task run 'plan-run[^']*' - Finished"),
+    "baseline_done": re.compile(r"- baseline: line"),
+    "first_module": re.compile(r"\[1/\d+\]"),
+    "flow_finished": re.compile(r"Flow run '[^']*' - Finished in state"),
+}
+LAST_MODULE = re.compile(r"\[(\d+)/(\d+)\]")
+
+
+def _child_env(prefect_home: Path | None) -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("PREFECT_API_URL", None)  # the ephemeral API: what `covsweep run` does on a fresh host
+    env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    env["PYTHONUNBUFFERED"] = "1"
+    if prefect_home is not None:
+        env["PREFECT_HOME"] = str(prefect_home)
+    return env
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """SIGTERM first (covsweep then removes its containers), SIGKILL if it does not go."""
+    for sig, grace in ((signal.SIGTERM, 60), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def run_streamed(args: list[str], *, cwd: Path, env: dict[str, str], timeout: float,
+                 echo: bool = False) -> dict:
+    """Run `args`, note when each output line arrives; kill the process group after `timeout` s."""
+    lines: list[tuple[float, str]] = []
+    started = time.monotonic()
+    proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, text=True, errors="replace", bufsize=1,
+                            start_new_session=True)
+
+    def read() -> None:
+        for line in proc.stdout:
+            lines.append((time.monotonic() - started, line.rstrip("\n")))
+            if echo:
+                print(f"  | {line.rstrip()[:160]}", flush=True)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    timed_out = False
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        _stop(proc)
+    except KeyboardInterrupt:
+        _stop(proc)
+        raise
+    elapsed = time.monotonic() - started
+    reader.join(timeout=10)
+    return {"seconds": elapsed, "exit_code": proc.returncode, "timed_out": timed_out, "lines": lines}
+
+
+def phases(lines: list[tuple[float, str]], total_s: float) -> dict:
+    """Seconds since covsweep started at which each marker line first appeared, and the phases."""
+    at: dict[str, float | None] = {name: None for name in MARKERS}
+    last_module = None
+    for t, line in lines:
+        for name, pattern in MARKERS.items():
+            if at[name] is None and pattern.search(line):
+                at[name] = round(t, 3)
+        m = LAST_MODULE.search(line)
+        if m and m.group(1) == m.group(2):
+            last_module = round(t, 3)
+    at["last_module"] = last_module
+    at["exit"] = round(total_s, 3)
+
+    def span(a: str | None, b: str) -> float | None:
+        start = 0.0 if a is None else at[a]
+        return round(at[b] - start, 3) if start is not None and at[b] is not None else None
+
+    return {
+        "at_s": at,
+        "phases_s": {
+            # process start, imports, option checks, discovery and the sandbox image check
+            "startup": span(None, "server_starting"),
+            # the ephemeral Prefect API coming up, plus creating the flow run
+            "prefect_server": span("server_starting", "flow_begins"),
+            "plan": span("flow_begins", "plan_done"),
+            "baseline": span("plan_done", "baseline_done"),
+            "modules": span("baseline_done", "last_module"),
+            "finish": span("last_module", "flow_finished"),
+            # summary table, Prefect server shutdown, interpreter exit
+            "exit": span("flow_finished", "exit"),
+        },
+    }
+
+
+def run_plain(project: Path, timeout: float) -> dict:
+    """Plain coverage.py over the project's tests, the way its developer runs them."""
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")  # as in covsweep's sandbox: same imports
+    for stale in project.glob(".coverage*"):
+        stale.unlink()
+    started = time.monotonic()
+    proc = subprocess.run([str(PYTHON), "-m", "coverage", "run", "--branch", "-m", "pytest", "-q"],
+                          cwd=project, env=env, capture_output=True, text=True, timeout=timeout)
+    seconds = time.monotonic() - started
+    tail = (proc.stdout.strip().splitlines() or [""])[-1]
+    if proc.returncode != 0:
+        raise SystemExit(f"bench: plain coverage run failed ({proc.returncode}): {tail}\n{proc.stderr[-2000:]}")
+    report = subprocess.run([str(PYTHON), "-m", "coverage", "json", "-q", "-o", "-"], cwd=project,
+                            capture_output=True, text=True, timeout=timeout)
+    totals = json.loads(report.stdout)["totals"] if report.returncode == 0 else {}
+    for stale in project.glob(".coverage*"):
+        stale.unlink()
+    shutil.rmtree(project / ".pytest_cache", ignore_errors=True)
+    return {"seconds": round(seconds, 3), "pytest": tail,
+            "line": round(totals.get("percent_statements_covered", 0.0), 2),
+            "branch": round(totals.get("percent_branches_covered", 0.0), 2)}
+
+
+def run_covsweep(project: Path, report: Path, args, prefect_home: Path | None) -> dict:
+    command = [str(COVSWEEP), "run", str(project), "--generator", "none", "--report", str(report),
+               "--sandbox", args.sandbox, *args.covsweep_arg]
+    result = run_streamed(command, cwd=project, env=_child_env(prefect_home), timeout=args.timeout,
+                          echo=args.verbose)
+    out = {"command": " ".join(command), "seconds": round(result["seconds"], 3),
+           "exit_code": result["exit_code"], "timed_out": result["timed_out"]}
+    out |= phases(result["lines"], result["seconds"])
+    if result["exit_code"] != 0 or not report.exists():
+        out["output_tail"] = [line for _, line in result["lines"][-40:]]
+    if report.exists():
+        data = json.loads(report.read_text())
+        times = [m.get("execution_time", 0.0) for m in data.get("modules", [])]
+        out["report"] = {
+            "totals": data.get("totals"), "duration_s": data.get("duration_s"),
+            "statuses": {s: sum(m.get("status") == s for m in data["modules"])
+                         for s in sorted({m.get("status") for m in data.get("modules", [])})},
+            "module_execution_s": {"sum": round(sum(times), 3), "max": round(max(times, default=0.0), 3)},
+        }
+        report.unlink()
+    return out
+
+
+def machine() -> dict:
+    def version(*cmd: str) -> str | None:
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout.strip() or None
+        except (OSError, subprocess.SubprocessError):
+            return None
+
+    info = {
+        "cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+        "prefect": version(str(PYTHON), "-c", "import prefect; print(prefect.__version__)"),
+        "coverage": version(str(PYTHON), "-c", "import coverage; print(coverage.__version__)"),
+        "docker": version("docker", "version", "--format", "{{.Server.Version}}"),
+        "commit": version("git", "-C", str(REPO), "rev-parse", "--short", "HEAD"),
+        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+    try:
+        info["cpu_affinity"] = len(os.sched_getaffinity(0))
+    except AttributeError:
+        pass
+    return info
+
+
+def _median(values: list[float | None]) -> float | None:
+    values = [v for v in values if v is not None]
+    return round(statistics.median(values), 3) if values else None
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 3) if a is not None and b else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--modules", type=int, default=300, help="modules in the generated project [300]")
+    parser.add_argument("--repeat", type=int, default=1, help="timed rounds (plain + covsweep each); medians reported [1]")
+    parser.add_argument("--sandbox", choices=["docker", "local"], default="docker", help="covsweep's --sandbox [docker]")
+    parser.add_argument("--timeout", type=float, default=600.0, help="kill a covsweep run after this many seconds [600]")
+    parser.add_argument("--prefect-home", type=Path, default=None,
+                        help="PREFECT_HOME for covsweep; default: a temporary one, warmed by an untimed run")
+    parser.add_argument("--no-warmup", action="store_true", help="skip the untimed one-module warm-up run")
+    parser.add_argument("--covsweep-arg", action="append", default=[], metavar="ARG",
+                        help="extra argument passed to `covsweep run` (repeatable), e.g. --covsweep-arg=--concurrency=8")
+    parser.add_argument("--keep", action="store_true", help="keep the generated project and print where")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where the JSON goes [bench/results]")
+    parser.add_argument("-v", "--verbose", action="store_true", help="echo covsweep's output")
+    args = parser.parse_args(argv)
+    if args.modules < 1 or args.repeat < 1:
+        parser.error("--modules and --repeat must be at least 1")
+    if not COVSWEEP.exists():
+        parser.error(f"{COVSWEEP} is missing: run `make install`")
+
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    info = machine()
+    scratch = Path(tempfile.mkdtemp(prefix="covsweep-bench-"))
+    try:
+        project = generate(scratch / "project", args.modules)
+        report = scratch / "report.json"
+        prefect_home = args.prefect_home
+        if prefect_home is None:
+            prefect_home = scratch / "prefect-home"
+            prefect_home.mkdir()
+        print(f"covsweep bench: {args.modules} modules, {info['cpu_count']} CPUs, load {info['loadavg_at_start']}, "
+              f"sandbox {args.sandbox}", flush=True)
+
+        warmup = None
+        if not args.no_warmup:
+            # Creates the Prefect database and warms Docker and the page cache; not timed in the ratio.
+            tiny = generate(scratch / "warmup", 1)
+            warmup = run_covsweep(tiny, report, args, prefect_home)
+            print(f"  warm-up (1 module, untimed): {warmup['seconds']:.1f}s, exit {warmup['exit_code']}", flush=True)
+            if warmup["exit_code"] not in (0, 1):
+                print("\n".join(warmup.get("output_tail", [])), file=sys.stderr)
+                raise SystemExit("bench: the warm-up covsweep run failed")
+
+        rounds = []
+        for n in range(1, args.repeat + 1):
+            plain = run_plain(project, timeout=args.timeout)
+            print(f"  round {n}: plain coverage run --branch -m pytest: {plain['seconds']:.2f}s ({plain['pytest']})",
+                  flush=True)
+            sweep = run_covsweep(project, report, args, prefect_home)
+            print(f"  round {n}: covsweep run --generator none: {sweep['seconds']:.2f}s, exit {sweep['exit_code']}"
+                  f"{' (TIMED OUT)' if sweep['timed_out'] else ''}", flush=True)
+            rounds.append({"plain": plain, "covsweep": sweep})
+            if sweep["exit_code"] != 0:
+                print("\n".join(sweep.get("output_tail", [])), file=sys.stderr)
+                break
+
+        plain_s = _median([r["plain"]["seconds"] for r in rounds])
+        sweep_s = _median([r["covsweep"]["seconds"] for r in rounds])
+        server_s = _median([r["covsweep"]["phases_s"]["prefect_server"] for r in rounds])
+        first_s = _median([r["covsweep"]["at_s"]["first_module"] for r in rounds])
+        last = rounds[-1]["covsweep"]
+        result = {
+            "schema": SCHEMA, "timestamp": stamp, "modules": args.modules, "repeat": len(rounds),
+            "sandbox": args.sandbox, "machine": info,
+            "plain_seconds": plain_s,
+            "covsweep_seconds": sweep_s,
+            "ratio": _ratio(sweep_s, plain_s),
+            "target_ratio": TARGET_RATIO,
+            "prefect_server_seconds": server_s,
+            "covsweep_seconds_excluding_server": round(sweep_s - server_s, 3) if server_s is not None else None,
+            "ratio_excluding_server": _ratio(sweep_s - server_s, plain_s) if server_s is not None else None,
+            "first_module_seconds": first_s,
+            "phases_s": {k: _median([r["covsweep"]["phases_s"][k] for r in rounds]) for k in last["phases_s"]},
+            "covsweep_exit_code": last["exit_code"],
+            "covsweep_totals": (last.get("report") or {}).get("totals"),
+            "plain_coverage": {"line": rounds[-1]["plain"]["line"], "branch": rounds[-1]["plain"]["branch"]},
+            "warmup": None if warmup is None else {"seconds": warmup["seconds"], "exit_code": warmup["exit_code"],
+                                                    "phases_s": warmup["phases_s"]},
+            "rounds": rounds,
+            "loadavg_at_end": [round(x, 2) for x in os.getloadavg()],
+        }
+        args.results.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(result, indent=2) + "\n"
+        (args.results / f"{stamp}.json").write_text(text)
+        (args.results / "latest.json").write_text(text)
+
+        p = result["phases_s"]
+        fmt = lambda v: "n/a" if v is None else f"{v:.2f}s"  # noqa: E731
+        totals = result["covsweep_totals"] or {}
+        print()
+        print(f"modules                  {args.modules}")
+        print(f"plain coverage+pytest    {fmt(plain_s)}   (line {result['plain_coverage']['line']}%, "
+              f"branch {result['plain_coverage']['branch']}%)")
+        print(f"covsweep --generator none {fmt(sweep_s)}   (report: {totals.get('modules')} modules, "
+              f"line {totals.get('line_before')}%, branch {totals.get('branch_before')}%)")
+        print(f"  phases: startup {fmt(p['startup'])}, prefect server {fmt(p['prefect_server'])}, plan {fmt(p['plan'])}, "
+              f"baseline {fmt(p['baseline'])}, modules {fmt(p['modules'])}, finish {fmt(p['finish'])}, exit {fmt(p['exit'])}")
+        print(f"  first module done at   {fmt(first_s)}")
+        ratio = result["ratio"]
+        verdict = "n/a" if ratio is None else ("meets" if ratio < TARGET_RATIO else "MISSES")
+        print(f"ratio covsweep/plain     {ratio}  ({verdict} the target < {TARGET_RATIO}); "
+              f"without the Prefect server start: {result['ratio_excluding_server']}")
+        print(f"results                  {args.results / (stamp + '.json')}")
+        if args.keep:
+            print(f"project kept at          {project}")
+        return 0 if last["exit_code"] == 0 else 1
+    finally:
+        if not args.keep:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""Test-by-test filtering in the real sandbox: failing, flaky and no-gain tests go, one by one."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from tasks.discover import discover
+from tasks.filtering import Covered, filter_tests
+from tasks.measure import measure_coverage
+from tasks.sandbox import prepare_workspace
+
+pytestmark = pytest.mark.docker
+
+CANDIDATE = '''
+import os
+import shop.discounts as d
+
+
+def test_threshold_applies():
+    assert d.threshold_discount(20_000) == 18_000
+
+
+def test_threshold_again():
+    assert d.threshold_discount(30_000) == 27_000
+
+
+def test_wrong_expectation():
+    assert d.coupon_percent("WELCOME") == 99
+
+
+def test_depends_on_the_run():
+    assert os.environ.get("PYTHONHASHSEED") == "1"
+
+
+def test_coupons():
+    assert d.coupon_percent("save20") == 20
+    assert d.coupon_percent("SAVE90") == 0
+'''
+
+
+@pytest.fixture
+def measured(example, docker_config, tmp_path):
+    project = discover.fn(example)
+    baseline = measure_coverage.fn(docker_config, project, project.test_paths, tmp_path / "baseline", 300)
+    return project, baseline
+
+
+def test_keeps_only_passing_reliable_tests_that_add_coverage(measured, docker_config, tmp_path):
+    project, baseline = measured
+    module = next(m for m in project.modules if m.path == "shop/discounts.py")
+    before = baseline.coverage.files[module.path]
+    workspace = prepare_workspace(tmp_path / "ws")
+    candidate = workspace / "test_covsweep_1.py"
+    candidate.write_text(textwrap.dedent(CANDIDATE))
+
+    result = filter_tests(docker_config, project, module, candidate, before, Covered.of(before),
+                          reruns=3, timeout=120)
+
+    assert sorted(result.kept) == ["test_coupons", "test_threshold_applies"]
+    counts = result.counts
+    assert (counts.proposed, counts.accepted, counts.rejected_failing, counts.rejected_flaky,
+            counts.rejected_no_gain) == (5, 2, 1, 1, 1)
+    assert result.covered.lines > set(before.executed_lines)
+    assert result.covered.branches > set(before.executed_branches)
+
+
+def test_a_test_that_adds_nothing_over_the_baseline_is_dropped(measured, docker_config, tmp_path):
+    project, baseline = measured
+    module = next(m for m in project.modules if m.path == "shop/money.py")
+    before = baseline.coverage.files[module.path]
+    workspace = prepare_workspace(tmp_path / "ws")
+    candidate = workspace / "test_covsweep_1.py"
+    # The project's own tests already add these two amounts.
+    candidate.write_text("from shop.money import Money\n\n\ndef test_add():\n"
+                         "    assert Money(1) + Money(2) == Money(3)\n")
+
+    result = filter_tests(docker_config, project, module, candidate, before, Covered.of(before),
+                          reruns=2, timeout=120)
+
+    assert result.kept == []
+    assert result.counts.rejected_no_gain == 1
+
+
+def test_a_file_that_cannot_be_imported_rejects_its_tests_as_failing(measured, docker_config, tmp_path):
+    project, baseline = measured
+    module = next(m for m in project.modules if m.path == "shop/cart.py")
+    before = baseline.coverage.files[module.path]
+    workspace = prepare_workspace(tmp_path / "ws")
+    candidate = workspace / "test_covsweep_1.py"
+    candidate.write_text("import shop.no_such_module\n\n\ndef test_x():\n    assert True\n")
+
+    result = filter_tests(docker_config, project, module, candidate, before, Covered.of(before),
+                          reruns=2, timeout=120)
+
+    assert result.kept == []
+    assert result.counts.rejected_failing == 1
+    assert "no_such_module" in result.output

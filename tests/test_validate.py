@@ -1,0 +1,139 @@
+"""check_file: the rule checks on a written test file, their levels and the score in the report."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from tasks.validate import check_file
+
+CLEAN = textwrap.dedent('''
+    import pytest
+
+
+    def test_adds():
+        assert 1 + 1 == 2
+
+
+    class TestDivision:
+        def test_by_zero(self):
+            with pytest.raises(ZeroDivisionError):
+                1 / 0
+
+
+    def test_reads_a_literal_path():
+        with open(__file__) as handle:
+            assert handle.read()
+        with open("/dev/null", "r") as handle:
+            assert handle.read() == ""
+''')
+
+IN_TMP = textwrap.dedent('''
+    import os
+
+
+    def test_writes_inside_its_tmp_dir(tmp_path):
+        (tmp_path / "out.txt").write_text("hello")
+        tmp_path.joinpath("raw.bin").write_bytes(b"x")
+        with open(tmp_path / "other.txt", "w") as handle:
+            handle.write("x")
+        os.makedirs(tmp_path / "a" / "b")
+        assert (tmp_path / "out.txt").read_text() == "hello"
+''')
+
+
+def write(tmp_path, source, name="test_generated.py"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(source))
+    return path
+
+
+def rules(validation) -> list[tuple[str, str]]:
+    return [(i.level, i.rule) for i in validation.issues]
+
+
+def test_a_clean_file_scores_one(tmp_path):
+    validation = check_file(write(tmp_path, CLEAN), [])
+    assert validation.issues == []
+    assert validation.score == 1.0
+
+
+def test_writes_into_the_tests_own_tmp_dir_are_fine(tmp_path):
+    validation = check_file(write(tmp_path, IN_TMP), [])
+    assert validation.issues == []
+    assert validation.score == 1.0
+
+
+def test_a_missing_file_is_an_error(tmp_path):
+    validation = check_file(tmp_path / "test_never_written.py", [])
+    assert rules(validation) == [("ERROR", "file-exists")]
+    assert validation.score == 0.5
+
+
+@pytest.mark.parametrize("source", ["", "\n\n   \n"])
+def test_an_empty_file_is_an_error(tmp_path, source):
+    validation = check_file(write(tmp_path, source), [])
+    assert rules(validation) == [("ERROR", "not-empty")]
+    assert validation.score == 0.5
+
+
+def test_invalid_python_is_an_error(tmp_path):
+    validation = check_file(write(tmp_path, "def test_x(:\n    assert True\n"), [])
+    assert rules(validation) == [("ERROR", "valid-python")]
+    assert "test_generated.py" in validation.issues[0].message
+    assert validation.score == 0.5
+
+
+def test_a_file_without_a_test_function_is_an_error(tmp_path):
+    validation = check_file(write(tmp_path, "import math\n\n\ndef helper():\n    return math.pi\n"), [])
+    assert rules(validation) == [("ERROR", "test-naming")]
+    assert validation.score == 0.5
+
+
+def test_a_file_pytest_does_not_collect_is_an_error(tmp_path):
+    validation = check_file(write(tmp_path, "def test_x():\n    assert True\n", name="generated.py"), [])
+    assert rules(validation) == [("ERROR", "test-naming")]
+    assert validation.score == 0.5
+
+
+@pytest.mark.parametrize("call, shown", [
+    ('open("results.txt", "w").write("x")', "results.txt"),
+    ('open("/tmp/shared.log", "a")', "/tmp/shared.log"),
+    ('os.remove("/etc/hosts")', "/etc/hosts"),
+    ('shutil.rmtree("build")', "build"),
+    ('os.makedirs("output/dir")', "output/dir"),
+    ('Path("report.txt").write_text(str(1))', "report.txt"),
+    ('Path("/tmp/covsweep-cache").mkdir()', "/tmp/covsweep-cache"),
+    ('Path("data.json").unlink()', "data.json"),
+])
+def test_literal_writes_outside_tmp_are_a_warning(tmp_path, call, shown):
+    source = f"import os\nimport shutil\nfrom pathlib import Path\n\n\ndef test_x():\n    {call}\n"
+    validation = check_file(write(tmp_path, source), [])
+    assert rules(validation) == [("WARNING", "tmp-only")]
+    assert shown in validation.issues[0].message
+    assert validation.score == 0.9
+
+
+def test_each_literal_write_is_reported(tmp_path):
+    source = 'import os\n\n\ndef test_x():\n    os.remove("a.txt")\n    os.rename("b.txt", "c.txt")\n'
+    validation = check_file(write(tmp_path, source), [])
+    assert rules(validation) == [("WARNING", "tmp-only")] * 2
+    assert validation.score == 0.8
+
+
+def test_failing_tests_are_errors_naming_the_test(tmp_path):
+    path = write(tmp_path, CLEAN)
+    one = check_file(path, ["test_adds"])
+    assert rules(one) == [("ERROR", "passes")]
+    assert "test_adds" in one.issues[0].message
+    assert one.score == 0.5
+    two = check_file(path, ["test_adds", "TestX.test_y"])
+    assert rules(two) == [("ERROR", "passes")] * 2
+    assert two.score == 0.0
+
+
+def test_the_score_never_goes_below_zero(tmp_path):
+    validation = check_file(tmp_path / "test_missing.py", ["test_a", "test_b", "test_c"])
+    assert len(validation.issues) == 4
+    assert validation.score == 0.0
