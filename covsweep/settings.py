@@ -26,6 +26,19 @@ class Settings(BaseSettings):
     base_image: str | None = Field(
         default=None, description="FROM of the sandbox image; None: python:3.11-slim if it is present, else covsweep-base:bookworm"
     )
+    # The service (`make deploy`): where the covsweep-results block keeps the reports of deployed runs.
+    results_dir: Path | None = Field(default=None, description="None: CACHE_DIR/results")
+    sweep_targets: str | None = Field(default=None, description="comma-separated targets of the nightly sweep")
+    pool_concurrency: int = Field(default=2, ge=1, description="flow runs at once on a new work pool")
+
+    def results_path(self) -> Path:
+        return (self.results_dir or self.cache_dir / "results").expanduser().resolve()
+
+    def sweep_target_list(self) -> list[str] | None:
+        """None: leave the deployed list as it is."""
+        if self.sweep_targets is None:
+            return None
+        return [t.strip() for t in self.sweep_targets.split(",") if t.strip()]
 
 
 def load() -> Settings:

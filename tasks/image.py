@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import platform
 import shutil
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 from docker.errors import BuildError, ImageNotFound, APIError
+from packaging.utils import parse_wheel_filename
 
 from covsweep.settings import REPO_ROOT, Settings
 from tasks.models import InputError
@@ -19,9 +21,13 @@ RECIPE = REPO_ROOT / "deployments" / "sandbox"
 RECIPE_FILES = ("Dockerfile", "runner.txt", "pynguin.txt")
 REGISTRY_BASE = "python:3.11-slim"
 OFFLINE_BASE = "covsweep-base:bookworm"
+SANDBOX_VERSION = (3, 11)
+# Wheels for the sandbox, not for this host: CPython 3.11 on glibc 2.36 (bookworm, the oldest base it is built on).
+SANDBOX_PYTHON = ("--python-version", "3.11", "--implementation", "cp",
+                  "--platform", f"manylinux_2_36_{platform.machine()}")
 
 
-def _exists(client, name: str) -> bool:
+def image_exists(client, name: str) -> bool:
     try:
         client.images.get(name)
         return True
@@ -32,7 +38,7 @@ def _exists(client, name: str) -> bool:
 def _base(client, settings: Settings) -> str:
     if settings.base_image:
         return settings.base_image
-    if _exists(client, REGISTRY_BASE) or not _exists(client, OFFLINE_BASE):
+    if image_exists(client, REGISTRY_BASE) or not image_exists(client, OFFLINE_BASE):
         return REGISTRY_BASE
     return OFFLINE_BASE
 
@@ -44,42 +50,77 @@ def recipe_tag(base: str) -> str:
     return f"covsweep-sandbox:{digest.hexdigest()[:12]}"
 
 
-def fill_wheelhouse(wheelhouse: Path, requirements: list[Path]) -> None:
-    """Download wheels for the sandbox's Python on the host: builds have no network."""
+def _pip(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pip", *map(str, args), "-q"], capture_output=True, text=True)
+
+
+def pip_failure(stderr: str) -> str:
+    """pip's first ERROR line names the requirement it could not satisfy; the last one often does not."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    first = next((line for line in lines if line.startswith("ERROR:")), (lines or ["pip failed"])[-1])
+    return first.removeprefix("ERROR:").strip()
+
+
+def _host_builds(wheelhouse: Path) -> list[str]:
+    """Wheels pip built on this host from sdists with compiled code: they fit this host, not the sandbox."""
+    return [wheel.name for wheel in wheelhouse.glob("*.whl")
+            if any(tag.platform.startswith("linux_") for tag in parse_wheel_filename(wheel.name)[3])]
+
+
+def fill_wheelhouse(wheelhouse: Path, requirements: list[Path], *, constraints: list[Path] = (),
+                    what: str = "sandbox image build failed: cannot download its wheels",
+                    build_sdists: bool = False) -> None:
+    """Download wheels for the sandbox's Python on the host: builds have no network.
+
+    build_sdists: a requirement with no wheel is built into one by this host's pip, which works
+    for pure-Python sdists only (this host's Python must be the sandbox's 3.11)."""
     wheelhouse.mkdir(parents=True, exist_ok=True)
-    args = [sys.executable, "-m", "pip", "download", "-q", "-d", str(wheelhouse),
-            "--python-version", "3.11", "--only-binary=:all:"]
-    for req in requirements:
-        args += ["-r", str(req)]
-    proc = subprocess.run(args, capture_output=True, text=True)
+    sources = [a for r in requirements for a in ("-r", r)] + [a for c in constraints for a in ("-c", c)]
+    proc = _pip("download", "-d", wheelhouse, *SANDBOX_PYTHON, "--only-binary=:all:", *sources)
+    if proc.returncode and build_sdists and sys.version_info[:2] == SANDBOX_VERSION:
+        proc = _pip("wheel", "-w", wheelhouse, "--prefer-binary", *sources)
+        if not proc.returncode and (compiled := _host_builds(wheelhouse)):
+            raise InputError(f"{what}: {compiled[0]} has no wheel for the sandbox, only an sdist that needs compiling")
     if proc.returncode:
-        last = (proc.stderr.strip().splitlines() or ["pip failed"])[-1]
-        raise InputError(f"sandbox image build failed: cannot download its wheels: {last}")
+        raise InputError(f"{what}: {pip_failure(proc.stderr)}")
+
+
+def build_failure(exc: Exception) -> str:
+    """One line for a failed image build: pip's own ERROR line from the build log where there is one."""
+    for entry in getattr(exc, "build_log", None) or []:
+        for line in str(entry.get("stream", "")).splitlines():
+            if line.strip().startswith("ERROR:"):
+                return line.strip().removeprefix("ERROR:").strip()
+    return (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
+
+
+def build_image(client, tag: str, files: dict[str, Path], wheelhouse: Path, buildargs: dict[str, str]) -> None:
+    """Build `tag` from `files` and the wheelhouse alone, with no network; raises docker's BuildError or APIError."""
+    with tempfile.TemporaryDirectory(prefix="covsweep-image-") as context:
+        for name, path in files.items():
+            shutil.copy(path, Path(context) / name)
+        shutil.copytree(wheelhouse, Path(context) / "wheelhouse")
+        client.images.build(path=context, tag=tag, buildargs=buildargs, network_mode="none", rm=True, forcerm=True)
 
 
 def ensure_sandbox_image(settings: Settings) -> str:
     """The image to run sandboxes in; built when its recipe changed or it is missing."""
     client = docker_client()
     if settings.sandbox_image:
-        if not _exists(client, settings.sandbox_image):
+        if not image_exists(client, settings.sandbox_image):
             raise InputError(f"sandbox image {settings.sandbox_image} (COVSWEEP_SANDBOX_IMAGE) is not present")
         return settings.sandbox_image
     base = _base(client, settings)
     tag = recipe_tag(base)
-    if _exists(client, tag):
+    if image_exists(client, tag):
         return tag
     wheelhouse = settings.cache_dir / "wheelhouse"
     fill_wheelhouse(wheelhouse, [RECIPE / "runner.txt", RECIPE / "pynguin.txt"])
-    with tempfile.TemporaryDirectory(prefix="covsweep-image-") as context:
-        for name in RECIPE_FILES:
-            shutil.copy(RECIPE / name, context)
-        shutil.copytree(wheelhouse, Path(context) / "wheelhouse")
-        try:
-            client.images.build(path=context, tag=tag, buildargs={"BASE": base},
-                                network_mode="none", rm=True, forcerm=True)
-        except (BuildError, APIError) as exc:
-            hint = f" (no base image {base}: run `make image` to build one offline)" if not _exists(client, base) else ""
-            raise InputError(f"sandbox image build failed: {str(exc).splitlines()[0]}{hint}") from None
+    try:
+        build_image(client, tag, {name: RECIPE / name for name in RECIPE_FILES}, wheelhouse, {"BASE": base})
+    except (BuildError, APIError) as exc:
+        hint = f" (no base image {base}: run `make image` to build one offline)" if not image_exists(client, base) else ""
+        raise InputError(f"sandbox image build failed: {build_failure(exc)}{hint}") from None
     return tag
 
 

@@ -12,6 +12,8 @@ from tasks import sandbox
 from tasks.coverage_data import read_json_report, write_rcfile
 from tasks.pytest_support import junit_outcomes, pytest_args, sandbox_env
 from tasks.models import Project, ProjectCoverage, SandboxConfig
+from tasks.testfile import test_names
+from tasks.write import is_covsweep_file
 
 
 class Measurement(BaseModel):
@@ -49,10 +51,12 @@ def measure_coverage(config: SandboxConfig, project: Project, test_paths: list[P
     result = sandbox.run(config, script, workspace=workspace, read_only=mounts, timeout=timeout,
                          env=sandbox_env(project))
     failed = {}
-    if junit.exists():
-        for path in test_paths:
-            for test_file in ([path] if path.is_file() else sorted(path.rglob("test_*.py"))):
-                bad = [n for n, ok in junit_outcomes(junit, test_file.stem).items() if not ok]
+    for path in test_paths:
+        for test_file in ([path] if path.is_file() else sorted(path.rglob("test_*.py"))):
+            if is_covsweep_file(test_file):
+                # A test that never ran (its file failed to import) failed as surely as one that did.
+                outcomes = junit_outcomes(junit, test_file.stem)
+                bad = [n for n in test_names(test_file.read_text()) if not outcomes.get(n, False)]
                 if bad:
                     failed[str(test_file)] = bad
     log = workspace / "pytest.log"

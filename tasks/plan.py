@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from covsweep.settings import Settings, load
 from tasks.discover import discover
 from tasks.image import ensure_sandbox_image
+from tasks.target_image import ensure_target_image
 from tasks.models import GeneratorName, InputError, Project, SandboxConfig
 
 IMPLEMENTED_GENERATORS = {"pynguin", "none"}
@@ -65,10 +66,12 @@ def resolve_generator(requested: str) -> GeneratorName:
     return requested
 
 
-def sandbox_config(kind: str, settings: Settings) -> SandboxConfig:
+def sandbox_config(kind: str, settings: Settings, project: Project | None = None) -> SandboxConfig:
     if kind == "local":
         return SandboxConfig(kind="local", pynguin=settings.pynguin)
-    return SandboxConfig(kind="docker", image=ensure_sandbox_image(settings))
+    # The project's declared dependencies ride in a layer of their own; none declared: the plain sandbox.
+    image = ensure_target_image(settings, project.target) if project else ensure_sandbox_image(settings)
+    return SandboxConfig(kind="docker", image=image)
 
 
 @task(name="plan-run")
@@ -77,7 +80,7 @@ def plan_run(options: RunOptions, run_id: str | None = None) -> Plan:
     settings = load()
     project = discover.fn(Path(options.target), options.modules)
     generator = resolve_generator(options.generator)
-    config = sandbox_config(options.sandbox, settings)
+    config = sandbox_config(options.sandbox, settings, project)
     if options.sandbox == "local":
         get_logger("covsweep").warning("--sandbox local: modules and tests run as subprocesses of this host, NOT isolated")
     out = Path(options.out).expanduser().resolve() if options.out else project.target / "tests" / "generated"

@@ -21,16 +21,21 @@ def _span(node: ast.stmt) -> tuple[int, int]:
     return first, node.end_lineno or node.lineno
 
 
-def _bound_names(node: ast.stmt) -> set[str]:
-    """Module-level names a statement binds (imports, helpers, constants)."""
-    if isinstance(node, (ast.Import, ast.ImportFrom)):
-        return {(a.asname or a.name).split(".")[0] for a in node.names if a.name != "*"}
+def _bindings(node: ast.stmt, text: str) -> dict[str, tuple[str, bool]]:
+    """Module-level names a statement binds -> (what they are bound to, whether renaming the name
+    in place is safe). `from m import (a, b)` binds `a` to the same thing however it is wrapped."""
+    if isinstance(node, ast.Import):
+        return {(a.asname or a.name.split(".")[0]): (f"import {a.name}", bool(a.asname)) for a in node.names}
+    if isinstance(node, ast.ImportFrom):
+        source = "." * node.level + (node.module or "")
+        return {(a.asname or a.name): (f"from {source} import {a.name}", bool(a.asname))
+                for a in node.names if a.name != "*"}
     if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-        return {node.name}
+        return {node.name: (text, True)}
     if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
         targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-        return {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
-    return set()
+        return {n.id: (text, True) for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+    return {}
 
 
 def _rename_identifiers(source: str, renames: dict[str, str]) -> str:
@@ -63,7 +68,7 @@ class TestFileBuilder:
     header: list[str] = field(default_factory=list)
     body: list[str] = field(default_factory=list)
     names: set[str] = field(default_factory=set)
-    bindings: dict[str, str] = field(default_factory=dict)  # header name -> the statement binding it
+    bindings: dict[str, str] = field(default_factory=dict)  # header name -> what it is bound to
 
     def add(self, source: str, kept: set[str]) -> None:
         source = self._rebind(source)
@@ -80,8 +85,8 @@ class TestFileBuilder:
                 if len(dropped) < len(methods):
                     self.body.append(self._renamed(_without(lines, first, last, dropped), node.name, "class"))
             else:
-                for name in _bound_names(node):
-                    self.bindings.setdefault(name, text)
+                for name, (bound, _) in _bindings(node, text).items():
+                    self.bindings.setdefault(name, bound)
                 if text not in self.header:
                     self.header.append(text)
 
@@ -97,8 +102,8 @@ class TestFileBuilder:
                 continue
             first, last = _span(node)
             text = "\n".join(lines[first - 1:last])
-            for name in sorted(_bound_names(node)):
-                if name in self.bindings and self.bindings[name] != text and name not in renames:
+            for name, (bound, renamable) in sorted(_bindings(node, text).items()):
+                if renamable and self.bindings.get(name, bound) != bound and name not in renames:
                     n = 2
                     while f"{name}_{n}" in used:
                         n += 1

@@ -1,0 +1,129 @@
+"""What prefect.yaml needs on the server before it is deployed: pools, queues, blocks, variables.
+
+Every step creates what is missing and leaves what exists, so it can run any number of times."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from prefect.client.orchestration import SyncPrefectClient
+from prefect.client.schemas.actions import VariableCreate, VariableUpdate, WorkPoolCreate
+from prefect.exceptions import ObjectNotFound
+
+from covsweep.objects import (
+    CACHE_DIR_VARIABLE, DOCKER_VOLUMES_VARIABLE, POOL_TYPES, PRIORITIES, RESULTS_BLOCK, RESULTS_DIR_VARIABLE,
+    TARGETS_VARIABLE,
+)
+from covsweep.settings import Settings
+
+Say = Callable[[str], None]
+
+# Blocks other modules of covsweep define: (module, class, document name) saved with defaults if missing.
+DEFAULT_BLOCKS = [("blocks.llm", "CovsweepLLM", "default"), ("blocks.sandbox", "CovsweepSandbox", "default")]
+
+
+def _base_job_template(kind: str) -> dict[str, Any]:
+    if kind == "docker":
+        from prefect_docker.worker import DockerWorker
+
+        return DockerWorker.get_default_base_job_template()
+    from prefect.workers.process import ProcessWorker
+
+    return ProcessWorker.get_default_base_job_template()
+
+
+def ensure_pools(client: SyncPrefectClient, settings: Settings, say: Say) -> None:
+    for name, kind in POOL_TYPES.items():
+        try:
+            pool = client.read_work_pool(name)
+            say(f"work pool {name} ({pool.type}): exists")
+        except ObjectNotFound:
+            client.create_work_pool(WorkPoolCreate(
+                name=name, type=kind, base_job_template=_base_job_template(kind),
+                concurrency_limit=settings.pool_concurrency,
+                description=f"covsweep flow runs ({kind}); queues critical, high, normal, low by priority",
+            ))
+            say(f"work pool {name} ({kind}): created, {settings.pool_concurrency} runs at once")
+
+
+def ensure_queues(client: SyncPrefectClient, say: Say) -> None:
+    for pool in POOL_TYPES:
+        existing = {q.name: q for q in client.read_work_queues(work_pool_name=pool)}
+        for name, priority in PRIORITIES.items():
+            queue = existing.get(name)
+            if queue is None:
+                client.create_work_queue(name=name, priority=priority, work_pool_name=pool)
+                say(f"queue {pool}/{name} (priority {priority}): created")
+            elif queue.priority != priority:
+                client.update_work_queue(queue.id, priority=priority)
+                say(f"queue {pool}/{name}: priority {queue.priority} -> {priority}")
+
+
+def ensure_results_block(settings: Settings, say: Say) -> Path:
+    """The local-file-system block deployed runs persist their reports to; its path is returned."""
+    from prefect.filesystems import LocalFileSystem
+
+    try:
+        block = LocalFileSystem.load(RESULTS_BLOCK)
+        say(f"block local-file-system/{RESULTS_BLOCK}: exists, {block.basepath}")
+    except ValueError:  # what Block.load raises for a missing document
+        path = settings.results_path()
+        path.mkdir(parents=True, exist_ok=True)
+        block = LocalFileSystem(basepath=str(path))
+        block.save(RESULTS_BLOCK)
+        say(f"block local-file-system/{RESULTS_BLOCK}: created, {path}")
+    return Path(block.basepath)
+
+
+def ensure_default_blocks(say: Say) -> None:
+    """Save a default document of each covsweep block type whose module exists and has none yet."""
+    for module_name, class_name, document in DEFAULT_BLOCKS:
+        try:
+            cls = getattr(importlib.import_module(module_name), class_name)
+        except (ImportError, AttributeError):
+            continue  # that block is not part of this version of covsweep
+        cls.register_type_and_schema()
+        try:
+            cls.load(document)
+            say(f"block {cls.get_block_type_slug()}/{document}: exists")
+        except ValueError:
+            cls().save(document)
+            say(f"block {cls.get_block_type_slug()}/{document}: created with defaults")
+
+
+def _set_variable(client: SyncPrefectClient, name: str, value: Any, overwrite: bool = True) -> Any:
+    """The variable's value afterwards; an existing one is kept unless overwrite."""
+    current = client.read_variable_by_name(name)
+    if current is None:
+        client.create_variable(VariableCreate(name=name, value=value))
+        return value
+    if overwrite and current.value != value:
+        client.update_variable(VariableUpdate(name=name, value=value))
+        return value
+    return current.value
+
+
+def ensure_variables(client: SyncPrefectClient, settings: Settings, results: Path, say: Say) -> None:
+    """The values prefect.yaml templates in: sweep targets, and the Docker deployment's paths."""
+    wanted = settings.sweep_target_list()
+    targets = [str(Path(t).expanduser().resolve()) for t in wanted] if wanted is not None else []
+    targets = _set_variable(client, TARGETS_VARIABLE, targets, overwrite=wanted is not None)
+    say(f"variable {TARGETS_VARIABLE}: {targets or 'none (the nightly sweep has nothing to do)'}")
+    cache = str(settings.cache_dir.expanduser().resolve())
+    _set_variable(client, RESULTS_DIR_VARIABLE, str(results))
+    _set_variable(client, CACHE_DIR_VARIABLE, cache)
+    # Sandboxes are started on the host's daemon, so every path they mount must be the same inside.
+    mounts = ["/var/run/docker.sock", str(results), cache, *targets]
+    _set_variable(client, DOCKER_VOLUMES_VARIABLE, [f"{p}:{p}" for p in dict.fromkeys(mounts)])
+
+
+def provision(client: SyncPrefectClient, settings: Settings, say: Say) -> None:
+    ensure_pools(client, settings, say)
+    ensure_queues(client, say)
+    results = ensure_results_block(settings, say)
+    ensure_default_blocks(say)
+    ensure_variables(client, settings, results, say)
+

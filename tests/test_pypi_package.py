@@ -1,0 +1,37 @@
+"""covsweep on a real package from PyPI that nobody tuned it to, downloaded at test time."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tarfile
+
+import pytest
+
+from flows.spec_to_production import spec_to_production
+
+pytestmark = pytest.mark.docker
+
+PACKAGE = "docopt==0.6.2"  # one flat module, no tests of its own in the sdist
+
+
+@pytest.fixture
+def package(tmp_path):
+    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:",
+                    "-d", str(tmp_path), PACKAGE], check=True, timeout=300)
+    sdist = next(tmp_path.glob("*.tar.gz"))
+    with tarfile.open(sdist) as archive:
+        archive.extractall(tmp_path, filter="data")
+    return next(p for p in tmp_path.iterdir() if p.is_dir())
+
+
+def test_coverage_of_a_real_package_rises(prefect_api, sandbox_image, package):
+    report = spec_to_production(target=str(package), timeout=90)
+
+    assert report.totals.failed == 0
+    assert report.totals.line_after > report.totals.line_before + 20
+    assert report.totals.branch_after > report.totals.branch_before
+    generated = package / report.modules[0].generated_files[0]
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(generated)],
+                            cwd=package, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-2000:]
