@@ -6,8 +6,10 @@ STAMP := $(VENV)/.installed
 EXAMPLE := $(or $(TMPDIR),/tmp)/covsweep-example
 PREFECT_PORT ?= 4200
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
+# The service's API: the one PREFECT_API_URL names, else the server `make server` starts.
+API_URL = $(or $(PREFECT_API_URL),http://127.0.0.1:$(PREFECT_PORT)/api)
 
-.PHONY: install image run test bench clean
+.PHONY: install image run test bench clean server deploy worker
 
 install: $(STAMP)
 
@@ -34,6 +36,16 @@ test: image
 
 bench: image
 	$(PY) bench/run.py
+
+# covsweep as a service: a server with its UI, the deployments of prefect.yaml, a worker to run them.
+server: install
+	$(VENV)/bin/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
+
+deploy: install
+	PREFECT_API_URL=$(API_URL) $(PY) deployments/deploy.py
+
+worker: install
+	PREFECT_API_URL=$(API_URL) $(VENV)/bin/prefect worker start --pool covsweep --type process
 
 clean:
 	rm -rf $(VENV) build bench/results

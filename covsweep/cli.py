@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+from pathlib import Path
 from typing import NoReturn
 
 from pydantic import ValidationError
@@ -97,14 +98,106 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--budget-usd", metavar="X", help="no new LLM request once the run has spent X")
 
 
+def submit(args: argparse.Namespace) -> int:
+    """Start a run of deployment spec-to-production/default on the priority's queue; print its id at once."""
+    from covsweep import service
+    from tasks.discover import discover
+    from tasks.plan import RunOptions
+
+    try:
+        options = RunOptions(**{name: getattr(args, name) for name in RunOptions.model_fields})
+        discover.fn(Path(options.target), options.modules)  # a missing or empty target fails here, not on a worker
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        fail(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}")
+    except InputError as exc:
+        fail(str(exc))
+    # The worker runs elsewhere in the filesystem: paths are sent resolved against this directory.
+    paths = {name: str(Path(value).expanduser().resolve())
+             for name in ("target", "out", "report") if (value := getattr(options, name))}
+    parameters = {**options.model_dump(exclude_none=True), **paths}
+    try:
+        flow_run = service.submit(parameters, args.priority)
+    except service.BadRequest as exc:
+        fail(str(exc))
+    print(flow_run.id, flush=True)
+    err.print(f"submitted {flow_run.name} on queue {args.priority}: covsweep status {flow_run.id}",
+              highlight=False, soft_wrap=True)
+    return 0
+
+
+def status(args: argparse.Namespace) -> int:
+    """A run's state and per-module progress."""
+    from covsweep import service, views
+
+    try:
+        found = service.status(args.run_id)
+    except service.BadRequest as exc:
+        fail(str(exc))
+    for line in views.status_lines(found):
+        out.print(line, markup=False, highlight=False)
+    for table in (views.subflows_table(found), views.modules_table(found)):
+        if table is not None:
+            out.print(table)
+    return 0
+
+
+def results(args: argparse.Namespace) -> int:
+    """The run's report from Prefect result storage, as JSON on stdout."""
+    from covsweep import service
+
+    if args.timeout <= 0 or args.poll <= 0:
+        fail("--timeout and --poll must be positive")
+    try:
+        print(service.results(args.run_id, wait=args.wait, timeout=args.timeout, poll=args.poll))
+    except service.BadRequest as exc:
+        fail(str(exc))
+    except service.RunNotDone as exc:
+        err.print(f"covsweep: {exc}", markup=False, highlight=False, soft_wrap=True)
+        return 1
+    return 0
+
+
+def queue(args: argparse.Namespace) -> int:
+    """Flow runs of covsweep's deployments by state and priority."""
+    from covsweep import service, views
+
+    if args.finished < 0:
+        fail("--finished must be 0 or more")
+    try:
+        rows = service.queue(finished=args.finished)
+    except service.BadRequest as exc:
+        fail(str(exc))
+    if not rows:
+        out.print("no flow runs of covsweep's deployments")
+        return 0
+    out.print(views.queue_table(rows))
+    out.print(views.counts_table(rows))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
+    from covsweep.objects import DEFAULT_PRIORITY, PRIORITIES
+
     top = Parser(prog="covsweep", description=__doc__)
     commands = top.add_subparsers(dest="command", required=True, parser_class=Parser)
     _run_options(commands.add_parser("run", help="run the flow in this process, print a summary, write the report"))
+    sub = commands.add_parser("submit", help="start a run of deployment spec-to-production/default, print its id")
+    _run_options(sub)
+    sub.add_argument("--priority", choices=list(PRIORITIES), default=DEFAULT_PRIORITY,
+                     help=f"the work queue, critical first [{DEFAULT_PRIORITY}]")
+    commands.add_parser("status", help="a run's state and per-module progress").add_argument("run_id", metavar="RUN_ID")
+    res = commands.add_parser("results", help="a run's report (JSON) from Prefect result storage")
+    res.add_argument("run_id", metavar="RUN_ID")
+    res.add_argument("--wait", action="store_true", help="block until the run ends or --timeout passes")
+    res.add_argument("--timeout", type=float, default=3600.0, metavar="S", help="with --wait: give up after S seconds [3600]")
+    res.add_argument("--poll", type=float, default=5.0, metavar="S", help="with --wait: ask every S seconds [5]")
+    que = commands.add_parser("queue", help="flow runs of covsweep's deployments by state and priority")
+    que.add_argument("--finished", type=int, default=10, metavar="N", help="finished runs shown, latest first [10]")
     return top
 
 
-COMMANDS = {"run": run}
+COMMANDS = {"run": run, "submit": submit, "status": status, "results": results, "queue": queue}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -121,8 +121,8 @@ class LLMClient:
     def _redact(self, text: str) -> str:
         return text.replace(self._secret, "***") if self._secret else text
 
-    def _error(self, type: LLMErrorType, message: str, **kw: Any) -> LLMError:
-        return LLMError(type, self._redact(message), **kw)
+    def _error(self, type: LLMErrorType, message: str, retry_after: float | None = None, **kw: Any) -> LLMError:
+        return LLMError(type, self._redact(message), retry_after, **kw)
 
     def complete(self, model: str, messages: list[dict[str, str]], *, timeout: float | None = None,
                  max_tokens: int | None = None, temperature: float | None = None) -> Completion:
@@ -182,8 +182,8 @@ class LLMClient:
         if status >= 400:
             raise self._status_error(model, status, _error_detail(data, text), response.headers)
         if not isinstance(data, dict):
-            raise self._error("invalid_response", f"{model}: answer is not JSON"
-                                                  f" ({_snippet(text) or 'empty body'})", status=status)
+            raise self._error("invalid_response", f"{model}: answer is not valid JSON, cut off or not an API "
+                                                  f"response ({_snippet(text, 80) or 'empty body'})", status=status)
         usage = _usage(data)
         choices = data.get("choices")
         if not choices:
@@ -227,9 +227,9 @@ class LLMClient:
         return self._error("invalid_response", f"{where}: request refused{detail}", status=status, usage=usage)
 
 
-def _snippet(text: str) -> str:
+def _snippet(text: str, limit: int = SNIPPET) -> str:
     text = " ".join(text.split())
-    return text[:SNIPPET] + ("..." if len(text) > SNIPPET else "")
+    return text[:limit] + ("..." if len(text) > limit else "")
 
 
 def _error_detail(data: Any, text: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from pathlib import Path
 from typing import Annotated, Literal
@@ -80,6 +81,9 @@ def plan_run(options: RunOptions, run_id: str | None = None) -> Plan:
     settings = load()
     project = discover.fn(Path(options.target), options.modules)
     generator = resolve_generator(options.generator)
+    if options.sandbox == "local" and generator == "pynguin" and not shutil.which(settings.pynguin):
+        raise InputError(f"--sandbox local needs Pynguin, and {settings.pynguin!r} is not an executable: install "
+                         "pynguin==0.48.0 in a venv of its own and set COVSWEEP_PYNGUIN to its bin/pynguin")
     config = sandbox_config(options.sandbox, settings, project)
     if options.sandbox == "local":
         get_logger("covsweep").warning("--sandbox local: modules and tests run as subprocesses of this host, NOT isolated")

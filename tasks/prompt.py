@@ -14,6 +14,7 @@ MAX_SIGNATURE_CHARS = 4000   # the project names the module imports
 MAX_STYLE_LINES = 40         # the sample of the project's own tests
 MAX_FAILURE_CHARS = 3000
 CONTEXT_LINES = 2            # around a missed line outside any function
+SMALL_CLASS_LINES = 60       # a method of a class this short is shown with its whole class
 
 SYSTEM = """\
 You write pytest tests for Python projects. Your tests must raise the line and branch coverage \
@@ -37,11 +38,12 @@ Answer with one complete test file in a single ```python fenced block and nothin
 # -- coverage -----------------------------------------------------------------------------------
 
 def missing(coverage: FileCoverage) -> tuple[list[int], list[tuple[int, int]]]:
-    """Statements and branches (arcs) the tests do not execute yet."""
+    """Statements the tests do not execute yet, and the branches (arcs) not taken from lines that
+    do execute: a line never reached misses all its branches, which says nothing more."""
     executed = set(coverage.executed_lines)
     lines = sorted(set(coverage.statements) - executed)
     taken = {tuple(b) for b in coverage.executed_branches}
-    branches = sorted({tuple(b) for b in coverage.branches} - taken)
+    branches = sorted(b for b in {tuple(b) for b in coverage.branches} - taken if b[0] in executed)
     return lines, branches
 
 
@@ -74,16 +76,22 @@ def describe_missing(lines: list[int], branches: list[tuple[int, int]]) -> str:
     return " and ".join(parts) if parts else "nothing"
 
 
-def _enclosing(tree: ast.AST, line: int) -> tuple[int, int, str] | None:
-    """The innermost function (else class) around `line`: first line (decorators), last line, name."""
-    best = None
+def _enclosing(tree: ast.AST, line: int, small_class: int = SMALL_CLASS_LINES) -> tuple[int, int, str] | None:
+    """What to show around `line`: its innermost function, or the whole class when the function
+    is a method of a small class; first line (decorators included), last line, name."""
+    best, best_class = None, None
     for node in ast.walk(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             first = min([node.lineno] + [d.lineno for d in node.decorator_list])
             last = node.end_lineno or node.lineno
-            if first <= line <= last and (best is None or last - first < best[1] - best[0]):
+            if not first <= line <= last:
+                continue
+            if best is None or last - first < best[1] - best[0]:
                 best = (first, last, node.name)
-    return best
+            if isinstance(node, ast.ClassDef) and last - first < small_class and (
+                    best_class is None or first < best_class[0]):
+                best_class = (first, last, node.name)
+    return best_class or best
 
 
 def missed_segments(source: str, coverage: FileCoverage, *, limit: int = MAX_SEGMENT_LINES) -> str:
@@ -233,7 +241,7 @@ def imported_signatures(project: Project, module: Module, tree: ast.Module, *,
             trees[dotted] = _parse(by_dotted[dotted].file) if dotted in by_dotted else None
         return trees[dotted]
 
-    blocks: list[str] = []
+    blocks: list[tuple[str, str]] = []
     seen: set[tuple[str, str]] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
@@ -246,7 +254,7 @@ def imported_signatures(project: Project, module: Module, tree: ast.Module, *,
                 if f"{source}.{alias.name}" in by_dotted:  # `from pkg import submodule`
                     sub = tree_of(f"{source}.{alias.name}")
                     if sub is not None and (text := outline(sub)):
-                        blocks.append(f"# module {source}.{alias.name}\n{text}")
+                        blocks.append((f"# module {source}.{alias.name}", text))
                     continue
                 target = tree_of(source)
                 if target is None:
@@ -256,16 +264,20 @@ def imported_signatures(project: Project, module: Module, tree: ast.Module, *,
                 else:
                     text = _definition(target, alias.name)
                 if text:
-                    blocks.append(f"# from {source}\n{text}")
+                    blocks.append((f"# from {source}", text))
         elif isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name in by_dotted and alias.name != module.dotted and ("", alias.name) not in seen:
                     seen.add(("", alias.name))
                     target = tree_of(alias.name)
                     if target is not None and (text := outline(target)):
-                        blocks.append(f"# module {alias.name}\n{text}")
+                        blocks.append((f"# module {alias.name}", text))
+    grouped: dict[str, list[str]] = {}
+    for header, text in blocks:
+        grouped.setdefault(header, []).append(text)
     out, size = [], 0
-    for block in blocks:
+    for header, texts in grouped.items():
+        block = header + "\n" + "\n\n".join(texts)
         if size + len(block) > limit:
             out.append("# ... (more imported names not shown)")
             break

@@ -48,6 +48,7 @@ class Recorded:
     headers: dict[str, str]
     body: dict[str, Any]
     at: float
+    client_port: int = 0
 
 
 def completion_body(text: str | None, *, model: str = "fake/model", prompt_tokens: int = 120,
@@ -164,7 +165,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         headers = {k.lower(): v for k, v in self.headers.items()}
         model = body.get("model")
-        fake._record(Recorded(path=self.path, model=model, headers=headers, body=body, at=time.monotonic()))
+        fake._record(Recorded(path=self.path, model=model, headers=headers, body=body, at=time.monotonic(),
+                              client_port=self.client_address[1]))
         reply = fake._next(model)
         self._send(reply, {"headers": headers, "body": body})
 
