@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +28,8 @@ from covsweep.objects import DEPLOYMENT, FLOWS, MODULE_TASK_PREFIX, MODULES_KEY,
 from covsweep.reports import ResultUnavailable, stored_result, to_json
 
 FINAL = [StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED]
+# Loading the results block queues one event; its flush at exit would warn on stderr after our output.
+logging.getLogger("EventsWorker").setLevel(logging.ERROR)
 
 
 class BadRequest(Exception):
@@ -123,7 +127,7 @@ def status(run_id: str) -> RunStatus:
             module = task.name[len(MODULE_TASK_PREFIX):]
             result.modules.append(ModuleRow(module, state, table.get(module, {})))
         else:
-            result.steps.append((task.name, state))
+            result.steps.append((re.sub(r"-[0-9a-f]{3}$", "", task.name), state))  # drop Prefect's run suffix
     known = {m.module for m in result.modules}
     result.modules += [ModuleRow(name, "Completed", row) for name, row in table.items() if name not in known]
     result.subflows = [(str(c.parameters.get("target", "?")), c.state.name if c.state else "?", str(c.id))

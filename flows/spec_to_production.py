@@ -13,7 +13,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import Field
 
 from tasks.conclude import conclude
-from tasks.generate import ModuleJob, generate_module
+from tasks.generate import ModuleJob, generate_module, measure_only
 from tasks.measure import measure_coverage
 from tasks.plan import RunOptions, plan_run
 from tasks.report import Progress, now, publish_report
@@ -55,17 +55,21 @@ def spec_to_production(
             workspace=plan.workspace / m.path.replace("/", "__"),
         ) for m in plan.project.modules]
         progress = Progress(len(jobs))
-        results = []
-        with ThreadPoolTaskRunner(max_workers=options.concurrency) as runner:
-            futures = [runner.submit(generate_module, parameters={"job": job}) for job in jobs]
-            for future in as_completed(futures):
-                result = future.result()
-                results.append(result)
-                progress.advance()
-                logger.info("[%d/%d] %s: %s, line %.1f%% -> %.1f%%, %d tests kept, %.1fs",
-                            progress.done, progress.total, result.module, result.status,
-                            result.coverage_before.line, result.coverage.line, result.tests.accepted,
-                            result.execution_time)
+        if plan.generator == "none":
+            results = measure_only(jobs)
+            progress.advance(len(results))
+        else:
+            results = []
+            with ThreadPoolTaskRunner(max_workers=options.concurrency) as runner:
+                futures = [runner.submit(generate_module, parameters={"job": job}) for job in jobs]
+                for future in as_completed(futures):
+                    result = future.result()
+                    results.append(result)
+                    progress.advance()
+                    logger.info("[%d/%d] %s: %s, line %.1f%% -> %.1f%%, %d tests kept, %.1fs",
+                                progress.done, progress.total, result.module, result.status,
+                                result.coverage_before.line, result.coverage.line, result.tests.accepted,
+                                result.execution_time)
         order = {m.path: i for i, m in enumerate(plan.project.modules)}
         results.sort(key=lambda r: order[r.module])
         requests = [WriteRequest(module=m, source=r.accepted_source)

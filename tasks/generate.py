@@ -6,7 +6,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from prefect import get_run_logger, task
+from prefect import task
+from prefect.logging import get_logger
 from pydantic import BaseModel, Field
 
 from tasks.filtering import Covered, filter_tests
@@ -77,8 +78,7 @@ def _run_rounds(job: ModuleJob, result: ModuleResult, deadline: float) -> TestFi
     return builder
 
 
-@task(name="generate-module", task_run_name="generate {job.module.path}")
-def generate_module(job: ModuleJob) -> ModuleResult:
+def process_module(job: ModuleJob) -> ModuleResult:
     """Tests for one module; a failure is recorded in the result, never raised."""
     started = time.monotonic()
     result = ModuleResult(module=job.module.path, status="unchanged", success=True, generator=job.generator)
@@ -97,8 +97,19 @@ def generate_module(job: ModuleJob) -> ModuleResult:
     except ModuleError as exc:
         result.status, result.success, result.error = "failed", False, exc.info
     except Exception as exc:  # noqa: BLE001 - one module's bug must not end the run
-        get_run_logger().exception("module %s: internal error", job.module.path)
+        get_logger("covsweep").exception("module %s: internal error", job.module.path)
         result.status, result.success = "failed", False
         result.error = ModuleError("internal", f"{exc.__class__.__name__}: {exc}").info
     result.execution_time = round(time.monotonic() - started, 3)
     return result
+
+
+@task(name="generate-module", task_run_name="generate {job.module.path}")
+def generate_module(job: ModuleJob) -> ModuleResult:
+    return process_module(job)
+
+
+@task(name="measure-only")
+def measure_only(jobs: list[ModuleJob]) -> list[ModuleResult]:
+    """`--generator none`: every module's result from the baseline, in one task run, not hundreds."""
+    return [process_module(job) for job in jobs]

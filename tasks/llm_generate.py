@@ -92,7 +92,8 @@ def _logger() -> logging.Logger | logging.LoggerAdapter:
 
 
 def _summary(failures: dict[str, LLMError]) -> str:
-    return "; ".join(f"{model}: {exc.message}" for model, exc in failures.items())[:800]
+    return "; ".join(exc.message if exc.message.startswith(f"{model}: ") else f"{model}: {exc.message}"
+                     for model, exc in failures.items())[:800]
 
 
 def complete_with_fallback(session: LLMSession, messages: list[dict[str, str]], *, accept: Callable[[str], str],

@@ -249,10 +249,10 @@ def test_an_open_breaker_skips_its_model_for_every_module(fake_llm, llm_config):
 
 
 def test_the_breaker_can_be_turned_off(fake_llm, llm_config):
-    config = llm_config.model_copy(update={"breaker_threshold": 1, "circuit_breaker": False})
+    config = llm_config.model_copy(update={"models": ["m/one"], "breaker_threshold": 1, "circuit_breaker": False})
     fake_llm.script(server_error(), code_answer(), model="m/one")
     with LLMSession(config) as session:
-        run(session, policy=FAST.model_copy(update={"transient_retries": 0}))
+        assert failed(session, policy=FAST.model_copy(update={"transient_retries": 0})).info.type == "connection"
         assert outcomes(run(session)) == [("m/one", "ok")]
 
 
