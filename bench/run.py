@@ -56,6 +56,8 @@ MARKERS = {
     "baseline_done": re.compile(r"- baseline: line"),
     "first_task_finished": re.compile(r"Task run 'generate [^']*' - Finished"),
     "first_module": re.compile(r"\[1/\d+\]"),
+    # `--generator none` may settle every module in one task run instead of one per module
+    "all_modules_task_finished": re.compile(r"Task run 'measure-only[^']*' - Finished"),
     "flow_finished": re.compile(r"Flow run '[^']*' - Finished in state"),
 }
 LAST_MODULE = re.compile(r"\[(\d+)/(\d+)\]")
@@ -120,7 +122,7 @@ def run_streamed(args: list[str], *, cwd: Path, env: dict[str, str], timeout: fl
 
 def phases(lines: list[tuple[float, str]], total_s: float) -> dict:
     """Seconds since covsweep started at which each marker line first appeared, and the phases."""
-    at: dict[str, float | None] = {name: None for name in MARKERS}
+    at: dict[str, float | str | None] = {name: None for name in MARKERS}
     last_module = last_task = None
     problems = []
     for t, line in lines:
@@ -136,6 +138,13 @@ def phases(lines: list[tuple[float, str]], total_s: float) -> dict:
             problems.append(line[:300])
     at["last_task_finished"] = last_task
     at["last_module"] = last_module
+    at["first_module_from"] = "[1/N] line" if at["first_module"] is not None else None
+    if at["all_modules_task_finished"] is not None:
+        # No line per module: all of them are done when that one task is.
+        if at["first_module"] is None:
+            at["first_module"], at["first_module_from"] = at["all_modules_task_finished"], "measure-only task"
+        at["last_task_finished"] = at["last_task_finished"] or at["all_modules_task_finished"]
+        at["last_module"] = at["last_module"] or at["all_modules_task_finished"]
     at["exit"] = round(total_s, 3)
 
     def span(a: str | None, b: str) -> float | None:
@@ -251,6 +260,8 @@ def machine() -> dict:
         "coverage": version(str(PYTHON), "-c", "import coverage; print(coverage.__version__)"),
         "docker": version("docker", "version", "--format", "{{.Server.Version}}"),
         "commit": version("git", "-C", str(REPO), "rev-parse", "--short", "HEAD"),
+        # uncommitted changes to the product (not bench/) make the commit alone not the code measured
+        "product_changes": version("git", "-C", str(REPO), "status", "--porcelain", "--", "covsweep", "flows", "tasks"),
         "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
     }
     try:
@@ -366,6 +377,7 @@ def main(argv: list[str] | None = None) -> int:
             # also without importing Prefect's server app in the CLI process, measured apart (see imports)
             "ratio_excluding_server_and_its_import": _ratio(without_both, plain_s),
             "first_module_seconds": first_s,
+            "first_module_from": last["at_s"]["first_module_from"],
             "phases_s": {k: _median([r["covsweep"]["phases_s"][k] for r in rounds]) for k in last["phases_s"]},
             "imports_s": imports,
             "covsweep_exit_code": last["exit_code"],
@@ -395,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
               f"prefect server {fmt(p['prefect_server'])}, plan {fmt(p['plan'])}, baseline {fmt(p['baseline'])},")
         print(f"  modules {fmt(p['modules'])} (tasks {fmt(p['module_tasks'])} + loop lag {fmt(p['modules_after_last_task'])}), "
               f"finish {fmt(p['finish'])}, exit {fmt(p['exit'])}")
-        print(f"  first module done at     {fmt(first_s)}")
+        print(f"  first module done at     {fmt(first_s)}  (from the {last['at_s']['first_module_from']})")
         if last.get("problem_line_count"):
             print(f"  {last['problem_line_count']} ERROR/Traceback lines in covsweep's output (see problem_lines)")
         ratio = result["ratio"]

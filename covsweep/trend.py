@@ -59,7 +59,7 @@ def _cell(point: TargetPoint | None) -> str:
         return "—"
     if not point.ok:
         return "?" if point.state == "Completed" else "failed"
-    return f"{point.line:.1f}" + (f" ({point.modules_failed} failed)" if point.modules_failed else "")
+    return f"{point.line:.1f}" + (f" ({point.modules_failed} module(s) failed)" if point.modules_failed else "")
 
 
 def _flag(before: float | None, point: TargetPoint, tolerance: float) -> tuple[str, str]:
@@ -94,5 +94,5 @@ def trend_markdown(history: list[Sweep], current: Sweep, tolerance: float = TOLE
     failed = [p.target for p in current.points if not p.ok]
     lines += ["", f"**{len(fell)} regression(s)**: " + ", ".join(f"`{t}`" for t in fell) if fell else "No regression."]
     if failed:
-        lines.append(f"**{len(failed)} target(s) failed**: " + ", ".join(f"`{t}`" for t in failed))
+        lines += ["", f"**{len(failed)} target(s) failed**: " + ", ".join(f"`{t}`" for t in failed)]
     return "\n".join(lines)

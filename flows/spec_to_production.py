@@ -14,6 +14,7 @@ from pydantic import Field
 
 from tasks.conclude import conclude
 from tasks.generate import ModuleJob, generate_module, measure_only
+from tasks.ledger import load_ledger, module_fingerprint, save_ledger, tests_fingerprint
 from tasks.measure import measure_coverage
 from tasks.plan import RunOptions, plan_run
 from tasks.report import Progress, now, publish_report
@@ -47,12 +48,16 @@ def spec_to_production(
                                     plan.workspace / "baseline", timeout=max(plan.options.timeout, 600))
         logger.info("baseline: line %.1f%%, branch %.1f%% over %d modules",
                     baseline.coverage.totals.line, baseline.coverage.totals.branch, len(plan.project.modules))
+        ledger = load_ledger(plan.project.target)
+        tests = tests_fingerprint(plan.project.test_paths)
+        fingerprints = {m.path: module_fingerprint(m, tests, plan.fingerprint_settings()) for m in plan.project.modules}
         jobs = [ModuleJob(
             project=plan.project, module=m, baseline=baseline.coverage.files.get(m.path),
             baseline_problem=baseline.problem(),
             generator=plan.generator, coverage_target=options.coverage_target, max_iterations=options.max_iterations,
             reruns=options.reruns, timeout=options.timeout, sandbox=plan.sandbox,
             workspace=plan.workspace / m.path.replace("/", "__"),
+            unchanged=plan.generator != "none" and ledger.get(m.path) == fingerprints[m.path],
         ) for m in plan.project.modules]
         progress = Progress(len(jobs))
         if plan.generator == "none":
@@ -80,6 +85,8 @@ def spec_to_production(
             final = measure_coverage(plan.sandbox, plan.project, plan.test_paths(),
                                      plan.workspace / "final", timeout=max(plan.options.timeout, 600))
         report = conclude(plan, baseline, final, results, written, started_at, time.monotonic() - started)
+        if plan.generator != "none":
+            save_ledger(plan.project.target, ledger, fingerprints, report.modules)
         return publish_report(report, plan.report)
     finally:
         shutil.rmtree(plan.workspace, ignore_errors=True)

@@ -39,7 +39,8 @@ def conclude(plan: Plan, baseline: Measurement, final: Measurement, results: lis
             _review(result, by_module[result.module], final, plan)
         if result.success and result.module in final.coverage.files:
             result.coverage = final.coverage.files[result.module].percentages()
-            result.status = result.coverage_status(plan.options.coverage_target)
+            if result.module in by_module:
+                result.status = result.coverage_status(plan.options.coverage_target)
     paths = [m.path for m in plan.project.modules]
     return Report(
         run_id=plan.run_id, target=str(plan.project.target), generator=plan.generator,

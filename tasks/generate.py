@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from tasks.filtering import Covered, filter_tests
 from tasks.models import (
-    FileCoverage, GeneratorName, Module, ModuleError, ModuleResult, Project, SandboxConfig, TestCounts,
+    FileCoverage, GeneratorName, Issue, Module, ModuleError, ModuleResult, Project, SandboxConfig, TestCounts,
 )
 from tasks.probe import probe_import
 from tasks.pynguin import generate_with_pynguin
@@ -35,6 +35,7 @@ class ModuleJob(BaseModel):
     timeout: float
     sandbox: SandboxConfig
     workspace: Path
+    unchanged: bool = Field(default=False, description="source, tests and settings as at its last successful run")
 
 
 def _line_pct(baseline: FileCoverage, covered: Covered) -> float:
@@ -88,12 +89,18 @@ def process_module(job: ModuleJob) -> ModuleResult:
         if job.baseline is None:
             raise ModuleError("sandbox", f"its baseline coverage could not be measured: {job.baseline_problem}")
         result.coverage_before = result.coverage = job.baseline.percentages()
-        if job.generator != "none":
+        if job.unchanged:
+            result.status = "skipped"
+            result.validation.issues.append(Issue(level="INFO", rule="unchanged",
+                                                  message="unchanged since its last successful run: not generated again"))
+        elif job.generator != "none":
             prepare_workspace(job.workspace)
             builder = _run_rounds(job, result, started + job.timeout)
             if builder.body:
                 result.accepted_source = builder.render()
-        result.status = result.coverage_status(job.coverage_target)
+            result.status = result.coverage_status(job.coverage_target)
+        else:
+            result.status = result.coverage_status(job.coverage_target)
     except ModuleError as exc:
         result.status, result.success, result.error = "failed", False, exc.info
     except Exception as exc:  # noqa: BLE001 - one module's bug must not end the run

@@ -92,7 +92,7 @@ class LLMClient:
         self._max_tokens = config.max_tokens
         self._timeout = config.request_timeout_s
         self._secret = config.api_key.get_secret_value() if config.has_key else ""
-        headers = {"X-Title": "covsweep", "HTTP-Referer": "https://github.com/covsweep/covsweep"}
+        headers = {"X-Title": "covsweep"}  # OpenRouter shows it as the calling app
         if self._secret:
             headers["Authorization"] = f"Bearer {self._secret}"
         self._http = httpx.Client(

@@ -51,6 +51,12 @@ class Plan(BaseModel):
     workspace: Path
     options: RunOptions
 
+    def fingerprint_settings(self) -> dict:
+        """What, besides the code and its tests, decides what a module's run produces."""
+        o = self.options
+        return {"generator": self.generator, "coverage_target": o.coverage_target, "reruns": o.reruns,
+                "max_iterations": o.max_iterations, "sandbox": self.sandbox.model_dump(), "models": o.models}
+
     def test_paths(self) -> list[Path]:
         """The project's tests, with covsweep's earlier ones: those are the project's tests now."""
         paths = list(self.project.test_paths)

@@ -166,3 +166,20 @@ def test_hostile_modules_fail_alone_and_touch_nothing(prefect_api, sandbox_image
     assert "sys.exit(3)" in modules["hostile/exits.py"].error.message
     assert not marker.exists(), "a module wrote to the host's /tmp"
     assert _without_outputs(snapshot(target)) == _without_outputs(before)
+
+
+def test_an_unchanged_module_is_not_generated_again(prefect_api, example):
+    params = dict(target=str(example), timeout=60, max_iterations=1, modules=["shop/cart.py"])
+    first = spec_to_production(**params)
+    assert first.modules[0].status != "skipped" and first.modules[0].tests.proposed > 0
+    generated = sorted((example / "tests" / "generated").glob("*.py"))
+    contents = [p.read_bytes() for p in generated]
+
+    again = spec_to_production(**params)
+    assert again.modules[0].status == "skipped" and again.modules[0].tests.proposed == 0
+    assert [p.read_bytes() for p in generated] == contents
+
+    cart = example / "src" / "shop" / "cart.py"
+    cart.write_text(cart.read_text() + "\n\ndef empty(cart):\n    return cart.count() == 0\n")
+    changed = spec_to_production(**params)
+    assert changed.modules[0].status != "skipped"

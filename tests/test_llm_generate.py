@@ -9,7 +9,6 @@ import time
 
 import pytest
 
-from blocks.llm import Price
 from tasks.discover import discover
 from tasks.llm_answer import extract_test_source
 from tasks.llm_generate import LLMGenerationError, RetryPolicy, complete_with_fallback, generate_with_llm
