@@ -9,7 +9,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 # The service's API: the one PREFECT_API_URL names, else the server `make server` starts.
 API_URL = $(or $(PREFECT_API_URL),http://127.0.0.1:$(PREFECT_PORT)/api)
 
-.PHONY: install image run test bench clean server deploy worker
+.PHONY: install image run test bench clean server deploy worker flow-image worker-docker
 
 install: $(STAMP)
 
@@ -46,6 +46,13 @@ deploy: install
 
 worker: install
 	PREFECT_API_URL=$(API_URL) $(VENV)/bin/prefect worker start --pool covsweep --type process
+
+# The Docker work pool's image, covsweep-flow:latest: rebuild it after changing the code.
+flow-image: image
+	bash deployments/flow-image/build.sh
+
+worker-docker: flow-image
+	PREFECT_API_URL=$(API_URL) $(VENV)/bin/prefect worker start --pool covsweep-docker --type docker
 
 clean:
 	rm -rf $(VENV) build bench/results

@@ -215,13 +215,17 @@ print(round(t1 - t0, 3), round(t2 - t1, 3))
 def import_costs(env: dict[str, str]) -> dict:
     """What covsweep's own imports cost, and what the CLI process pays to import Prefect's server
     app before it logs "Starting temporary server" (so that time is in `startup`, not `prefect_server`)."""
-    proc = subprocess.run([str(PYTHON), "-c", IMPORT_PROBE], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=120)
-    try:
-        covsweep_s, server_s = map(float, proc.stdout.split())
-    except ValueError:
+    samples = []
+    for _ in range(2):  # the lower of two: a loaded machine only ever adds time
+        proc = subprocess.run([str(PYTHON), "-c", IMPORT_PROBE], cwd=REPO, env=env, capture_output=True,
+                              text=True, timeout=120)
+        try:
+            samples.append(tuple(map(float, proc.stdout.split())))
+        except ValueError:
+            continue
+    if not samples:
         return {"covsweep_and_flow_s": None, "prefect_server_app_s": None}
-    return {"covsweep_and_flow_s": covsweep_s, "prefect_server_app_s": server_s}
+    return {"covsweep_and_flow_s": min(s[0] for s in samples), "prefect_server_app_s": min(s[1] for s in samples)}
 
 
 def run_covsweep(project: Path, report: Path, args, prefect_home: Path | None) -> dict:

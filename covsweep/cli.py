@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         options = RunOptions(**{name: getattr(args, name) for name in RunOptions.model_fields})
-        plan = plan_run.fn(options)
+        plan = plan_run.fn(options, load_blocks=False)
     except ValidationError as exc:
         first = exc.errors()[0]
         fail(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}")
@@ -77,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
         fail(str(exc))
     out.print(summary_table(result))
     out.print(f"report: {plan.report}", highlight=False)
+    if any(m.error and m.error.type == "authentication" for m in result.modules):
+        fail("the LLM API key is missing or was rejected: set COVSWEEP_LLM_API_KEY (or OPENROUTER_API_KEY)")
     return 0 if result.totals.failed == 0 else 1
 
 

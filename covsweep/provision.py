@@ -60,6 +60,8 @@ def ensure_queues(client: SyncPrefectClient, say: Say) -> None:
             elif queue.priority != priority:
                 client.update_work_queue(queue.id, priority=priority)
                 say(f"queue {pool}/{name}: priority {queue.priority} -> {priority}")
+        if all(name in existing for name in PRIORITIES):
+            say(f"queues {pool}/{{{','.join(PRIORITIES)}}}: exist")
 
 
 def ensure_results_block(settings: Settings, say: Say) -> Path:

@@ -25,9 +25,9 @@ def status_lines(status: RunStatus) -> list[str]:
         lines.append(f"started {_when(run.start_time)}" + (f", ended {_when(run.end_time)}" if run.end_time else "")
                      + (f", {run.total_run_time.total_seconds():.0f}s" if run.end_time else ""))
     done = sum(m.state == "Completed" for m in status.modules)
-    if status.progress is not None or status.modules:
-        percent = status.progress if status.progress is not None else 0.0
-        lines.append(f"progress {percent:.0f}%: {done} of {len(status.modules)} modules done")
+    if status.progress is not None:
+        lines.append(f"progress {status.progress:.0f}%"
+                     + (f": {done} of {len(status.modules)} modules done" if status.modules else ""))
     if status.steps:
         lines.append("steps: " + ", ".join(f"{name} {state}" for name, state in status.steps))
     return lines

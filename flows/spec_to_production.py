@@ -10,11 +10,14 @@ from prefect import flow, get_run_logger
 from prefect.futures import as_completed
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.utilities.annotations import quote
 from pydantic import Field
 
 from tasks.conclude import conclude
 from tasks.generate import ModuleJob, generate_module, measure_only
 from tasks.ledger import load_ledger, module_fingerprint, save_ledger, tests_fingerprint
+from tasks.llm_config import resolve_llm_config
+from tasks.llm_session import close_session, open_session
 from tasks.measure import measure_coverage
 from tasks.plan import RunOptions, plan_run
 from tasks.report import Progress, now, publish_report
@@ -43,6 +46,10 @@ def spec_to_production(
     options = RunOptions(**{k: v for k, v in locals().items() if k in RunOptions.model_fields})
     plan = plan_run(options, run_id=str(flow_run.get_id() or "") or None)
     logger = get_run_logger()
+    if plan.generator == "llm":
+        # One pooled HTTP client, breakers and spend for all modules; the key stays out of every parameter.
+        open_session(plan.run_id, resolve_llm_config(models=options.models, llm_base_url=options.llm_base_url,
+                                                     budget_usd=options.budget_usd))
     try:
         baseline = measure_coverage(plan.sandbox, plan.project, plan.test_paths(),
                                     plan.workspace / "baseline", timeout=max(plan.options.timeout, 600))
@@ -57,16 +64,18 @@ def spec_to_production(
             generator=plan.generator, coverage_target=options.coverage_target, max_iterations=options.max_iterations,
             reruns=options.reruns, timeout=options.timeout, sandbox=plan.sandbox,
             workspace=plan.workspace / m.path.replace("/", "__"),
-            unchanged=plan.generator != "none" and ledger.get(m.path) == fingerprints[m.path],
+            unchanged=plan.generator != "none" and ledger.get(m.path) == fingerprints[m.path], run_id=plan.run_id,
         ) for m in plan.project.modules]
         progress = Progress(len(jobs))
         if plan.generator == "none":
-            results = measure_only(jobs)
+            results = measure_only(quote(jobs))
             progress.advance(len(results))
+            logger.info("[%d/%d] modules measured", progress.done, progress.total)
         else:
             results = []
             with ThreadPoolTaskRunner(max_workers=options.concurrency) as runner:
-                futures = [runner.submit(generate_module, parameters={"job": job}) for job in jobs]
+                # quote(): Prefect would walk each job, which holds the whole Project, on submit: O(modules²)
+                futures = [runner.submit(generate_module, parameters={"job": quote(job)}) for job in jobs]
                 for future in as_completed(futures):
                     result = future.result()
                     results.append(result)
@@ -84,9 +93,11 @@ def spec_to_production(
         if any(w.path for w in written):
             final = measure_coverage(plan.sandbox, plan.project, plan.test_paths(),
                                      plan.workspace / "final", timeout=max(plan.options.timeout, 600))
-        report = conclude(plan, baseline, final, results, written, started_at, time.monotonic() - started)
+        report = conclude(quote(plan), quote(baseline), quote(final), quote(results), quote(written), started_at,
+                          time.monotonic() - started)
         if plan.generator != "none":
             save_ledger(plan.project.target, ledger, fingerprints, report.modules)
-        return publish_report(report, plan.report)
+        return publish_report(quote(report), plan.report)
     finally:
+        close_session(plan.run_id)
         shutil.rmtree(plan.workspace, ignore_errors=True)

@@ -7,7 +7,7 @@ from datetime import datetime
 from prefect import task
 
 from tasks.measure import Measurement
-from tasks.models import FileCoverage, Issue, ModuleResult, Report
+from tasks.models import FileCoverage, Issue, ModuleResult, Report, Validation
 from tasks.plan import Plan
 from tasks.report import now, totals
 from tasks.validate import check_file
@@ -20,7 +20,8 @@ def _review(result: ModuleResult, written: Written, final: Measurement, plan: Pl
         result.status, result.success = "needs_review", False
         return
     failing = final.failed_tests.get(str(written.path), [])
-    result.validation = check_file(written.path, failing)
+    checked = check_file(written.path, failing)
+    result.validation = Validation(score=checked.score, issues=result.validation.issues + checked.issues)
     if failing:
         # A generated test that fails in the project's own suite would break the user's CI.
         written.path.unlink(missing_ok=True)

@@ -11,16 +11,19 @@ from prefect.logging import get_logger
 from pydantic import BaseModel, Field
 
 from tasks.filtering import Covered, filter_tests
+from tasks.review import NeedsReview, publish_review
+from tasks.rounds import ROUNDS, Round, covered_as_file, pynguin_round
 from tasks.models import (
     FileCoverage, GeneratorName, Issue, Module, ModuleError, ModuleResult, Project, SandboxConfig, TestCounts,
 )
 from tasks.probe import probe_import
-from tasks.pynguin import generate_with_pynguin
 from tasks.sandbox import prepare_workspace
 from tasks.testfile import TestFileBuilder
 
 PROBE_TIMEOUT_S = 30
 MIN_ROUND_S = 20
+# A rejected key or a spent budget ends every module's work, not just this one's.
+STOPS_THE_RUN = {"authentication", "budget"}
 
 
 class ModuleJob(BaseModel):
@@ -36,6 +39,7 @@ class ModuleJob(BaseModel):
     sandbox: SandboxConfig
     workspace: Path
     unchanged: bool = Field(default=False, description="source, tests and settings as at its last successful run")
+    run_id: str = Field(default="", description="finds the run's LLM session")
 
 
 def _line_pct(baseline: FileCoverage, covered: Covered) -> float:
@@ -47,36 +51,48 @@ def _add_counts(total: TestCounts, more: TestCounts) -> TestCounts:
     return TestCounts(**{k: getattr(total, k) + getattr(more, k) for k in TestCounts.model_fields})
 
 
-def _run_rounds(job: ModuleJob, result: ModuleResult, deadline: float) -> TestFileBuilder:
+def _run_rounds(job: ModuleJob, result: ModuleResult, deadline: float, next_round: Round) -> TestFileBuilder:
     builder = TestFileBuilder()
-    covered = Covered.of(job.baseline)
-    result.timings.sandbox_start += probe_import(job.sandbox, job.project, job.module, job.workspace,
-                                                 min(PROBE_TIMEOUT_S, deadline - time.monotonic()))
+    covered, feedback = Covered.of(job.baseline), None
     for round_no in range(1, job.max_iterations + 1):
         remaining = deadline - time.monotonic()
         if _line_pct(job.baseline, covered) >= job.coverage_target or remaining < MIN_ROUND_S:
             break
         try:
-            search_s = int(min(30, max(5, remaining * 0.15)))
-            generated = generate_with_pynguin(job.sandbox, job.project, job.module, job.workspace,
-                                              seed=round_no, search_s=search_s, timeout=remaining)
-            result.timings.generate += generated.duration_s - generated.start_s
-            result.timings.sandbox_start += generated.start_s
-            filtered = filter_tests(job.sandbox, job.project, job.module, generated.file, job.baseline,
+            candidate = next_round(round_no, remaining, covered, feedback)
+            feedback = filter_tests(job.sandbox, job.project, job.module, candidate, job.baseline,
                                     covered, job.reruns, max(10.0, deadline - time.monotonic()))
-        except ModuleError:
-            if builder.body:
+        except ModuleError as exc:
+            if builder.body and exc.info.type not in STOPS_THE_RUN:
                 break  # a later round failed: what earlier rounds kept still stands
             raise
-        result.timings.validate_ += filtered.duration_s - filtered.sandbox_start_s
-        result.timings.sandbox_start += filtered.sandbox_start_s
-        result.tests = _add_counts(result.tests, filtered.counts)
-        builder.add(generated.file.read_text(), set(filtered.kept))
-        covered = filtered.covered
-    result.coverage = FileCoverage(
-        **(job.baseline.model_dump() | {"executed_lines": sorted(covered.lines),
-                                         "executed_branches": sorted(covered.branches)})).percentages()
+        result.timings.validate_ += feedback.duration_s - feedback.sandbox_start_s
+        result.timings.sandbox_start += feedback.sandbox_start_s
+        result.tests = _add_counts(result.tests, feedback.counts)
+        builder.add(candidate.read_text(), set(feedback.kept))
+        covered = feedback.covered
+    result.coverage = covered_as_file(job.baseline, covered).percentages()
     return builder
+
+
+def _generate(job: ModuleJob, result: ModuleResult, deadline: float) -> TestFileBuilder:
+    """The module's generator; when every LLM model failed, Pynguin instead."""
+    result.timings.sandbox_start += probe_import(job.sandbox, job.project, job.module, job.workspace,
+                                                 min(PROBE_TIMEOUT_S, deadline - time.monotonic()))
+    try:
+        return _run_rounds(job, result, deadline, ROUNDS[job.generator](job, result))
+    except ModuleError as exc:
+        if job.generator != "llm" or exc.info.type in STOPS_THE_RUN:
+            raise
+        llm_error = exc.info
+    result.generator = "pynguin"
+    result.validation.issues.append(Issue(level="WARNING", rule="llm-fallback",
+                                          message=f"every model failed ({llm_error.type}: {llm_error.message}); "
+                                                  "generated with Pynguin instead"))
+    try:
+        return _run_rounds(job, result, deadline, pynguin_round(job, result))
+    except ModuleError as exc:
+        raise NeedsReview(llm_error, exc.info) from None
 
 
 def process_module(job: ModuleJob) -> ModuleResult:
@@ -95,12 +111,15 @@ def process_module(job: ModuleJob) -> ModuleResult:
                                                   message="unchanged since its last successful run: not generated again"))
         elif job.generator != "none":
             prepare_workspace(job.workspace)
-            builder = _run_rounds(job, result, started + job.timeout)
+            builder = _generate(job, result, started + job.timeout)
             if builder.body:
                 result.accepted_source = builder.render()
             result.status = result.coverage_status(job.coverage_target)
         else:
             result.status = result.coverage_status(job.coverage_target)
+    except NeedsReview as exc:
+        result.status, result.success, result.error = "needs_review", False, exc.llm
+        publish_review(job.module.path, result, exc)
     except ModuleError as exc:
         result.status, result.success, result.error = "failed", False, exc.info
     except Exception as exc:  # noqa: BLE001 - one module's bug must not end the run

@@ -13,11 +13,11 @@ from pydantic import BaseModel, Field
 
 from covsweep.settings import Settings, load
 from tasks.discover import discover
+from tasks.llm_config import resolve_llm_config
 from tasks.image import ensure_sandbox_image
 from tasks.target_image import ensure_target_image
 from tasks.models import GeneratorName, InputError, Project, SandboxConfig
 
-IMPLEMENTED_GENERATORS = {"pynguin", "none"}
 
 
 class RunOptions(BaseModel):
@@ -65,11 +65,14 @@ class Plan(BaseModel):
         return paths
 
 
-def resolve_generator(requested: str) -> GeneratorName:
+def resolve_generator(requested: str, has_key: bool, blocks_read: bool = True) -> GeneratorName:
     if requested == "auto":
-        return "pynguin"  # the LLM generator is not built yet: auto is the offline default
-    if requested not in IMPLEMENTED_GENERATORS:
-        raise InputError(f"--generator {requested} is not available in this version of covsweep; use pynguin or none")
+        return "llm" if has_key else "pynguin"
+    if requested == "llm" and not has_key and blocks_read:
+        raise InputError("--generator llm needs an API key: set COVSWEEP_LLM_API_KEY (or OPENROUTER_API_KEY), "
+                         "or save one in the covsweep-llm block")
+    if requested == "openhands":
+        raise InputError("--generator openhands is not available in this version of covsweep; use llm, pynguin or none")
     return requested
 
 
@@ -82,11 +85,14 @@ def sandbox_config(kind: str, settings: Settings, project: Project | None = None
 
 
 @task(name="plan-run")
-def plan_run(options: RunOptions, run_id: str | None = None) -> Plan:
-    """Raises InputError, before anything runs, for whatever a user has to fix."""
+def plan_run(options: RunOptions, run_id: str | None = None, load_blocks: bool = True) -> Plan:
+    """Raises InputError, before anything runs, for whatever a user has to fix. Without
+    `load_blocks` (a quick check before Prefect starts) a key saved only in a block is not seen."""
     settings = load()
     project = discover.fn(Path(options.target), options.modules)
-    generator = resolve_generator(options.generator)
+    llm = resolve_llm_config(models=options.models, llm_base_url=options.llm_base_url,
+                             budget_usd=options.budget_usd, settings=settings, load_block=load_blocks)
+    generator = resolve_generator(options.generator, llm.has_key, blocks_read=load_blocks)
     if options.sandbox == "local" and generator == "pynguin" and not shutil.which(settings.pynguin):
         raise InputError(f"--sandbox local needs Pynguin, and {settings.pynguin!r} is not an executable: install "
                          "pynguin==0.48.0 in a venv of its own and set COVSWEEP_PYNGUIN to its bin/pynguin")

@@ -3,7 +3,7 @@
 Read: pyproject.toml [project].dependencies, its optional-dependencies and dependency-groups
 named like test or dev, setup.cfg install_requires / tests_require / the same extras, and the
 requirements files of REQUIREMENT_FILES (with their -r includes). Not read: setup.py, Poetry's
-and Pipenv's tables, local paths and VCS URLs (they are not on an index a wheelhouse can fill from).
+and Pipenv's tables, local paths and URLs (`pkg @ https://...`, VCS): the offline build could not fetch them.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def declared_requirements(project_dir: Path) -> list[str]:
     for filename in REQUIREMENT_FILES:
         if (project_dir / filename).is_file():
             found += _requirements_file(project_dir / filename, set())
-    return sorted(_without_self(found, name, extras))
+    return sorted(_installable(found, name, extras))
 
 
 def _normal(requirement: Requirement) -> str:
@@ -61,8 +61,9 @@ def _parse(text: str, where: Path) -> str:
         raise InputError(f"{where}: cannot read the requirement {text!r}: {str(exc).splitlines()[0]}") from None
 
 
-def _without_self(found: list[str], name: str | None, extras: dict[str, list[str]]) -> set[str]:
-    """The project itself (`mypkg[test]` in its own lists) is mounted, not installed: its extras' requirements stand for it."""
+def _installable(found: list[str], name: str | None, extras: dict[str, list[str]]) -> set[str]:
+    """Without the project itself (`mypkg[test]` in its own lists is mounted, not installed: its
+    extras' requirements stand for it) and without direct URLs (an offline build cannot fetch them)."""
     own = canonicalize_name(name) if name else None
     kept: set[str] = set()
     pending, seen_extras = list(found), set()
@@ -73,7 +74,8 @@ def _without_self(found: list[str], name: str | None, extras: dict[str, list[str
                 seen_extras.add(extra)
                 pending += extras.get(extra, [])
             continue
-        kept.add(_normal(requirement))
+        if not requirement.url:
+            kept.add(_normal(requirement))
     return kept
 
 

@@ -4,7 +4,7 @@ host-side wheelhouse and tagged by a hash of the sandbox image and the requireme
 from __future__ import annotations
 
 import hashlib
-import shutil
+import tempfile
 from pathlib import Path
 
 from docker.errors import BuildError, APIError
@@ -44,17 +44,16 @@ def ensure_target_image(settings: Settings, project_dir: Path) -> str:
         return tag
     get_logger("covsweep").info("building %s: %d requirements of %s", tag, len(requirements), project_dir)
     what = f"the dependencies of {project_dir} cannot be installed"
-    workdir = settings.cache_dir / "wheelhouse-targets" / tag.split(":", 1)[1]
-    wheelhouse = workdir / "wheels"
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "requirements.txt").write_text("\n".join(requirements) + "\n")
-    fill_wheelhouse(wheelhouse, [workdir / "requirements.txt"], constraints=[CONSTRAINTS], what=what, build_sdists=True)
-    files = {"Dockerfile": RECIPE / "Dockerfile", "requirements.txt": workdir / "requirements.txt",
-             "constraints.txt": CONSTRAINTS}
-    try:
-        build_image(client, tag, files, wheelhouse, {"SANDBOX": sandbox})
-    except (BuildError, APIError) as exc:
-        raise InputError(f"{what}: {build_failure(exc)}") from None
-    # The image is the cache now; the wheelhouse stays only after a failure, for the retry.
-    shutil.rmtree(workdir, ignore_errors=True)
+    workdirs = settings.cache_dir / "wheelhouse-targets"
+    workdirs.mkdir(parents=True, exist_ok=True)
+    # A folder per build: two runs of one target at once never share a half-filled wheelhouse.
+    with tempfile.TemporaryDirectory(dir=workdirs, prefix=tag.split(":", 1)[1] + "-") as workdir:
+        listed, wheelhouse = Path(workdir) / "requirements.txt", Path(workdir) / "wheels"
+        listed.write_text("\n".join(requirements) + "\n")
+        fill_wheelhouse(wheelhouse, [listed], constraints=[CONSTRAINTS], what=what, build_sdists=True)
+        files = {"Dockerfile": RECIPE / "Dockerfile", "requirements.txt": listed, "constraints.txt": CONSTRAINTS}
+        try:
+            build_image(client, tag, files, wheelhouse, {"SANDBOX": sandbox})
+        except (BuildError, APIError) as exc:
+            raise InputError(f"{what}: {build_failure(exc)}") from None
     return tag

@@ -52,7 +52,7 @@ def test_requirements_files_with_includes_options_and_what_is_skipped(tmp_path):
         "docs-requirements.txt": "sphinx\n",
     })
     assert declared_requirements(tmp_path) == [
-        "long-name>=2", "pkg @ https://example.invalid/pkg-1.0-py3-none-any.whl", "pytest-mock>=3",
+        "long-name>=2", "pytest-mock>=3",
         "requests==2.32.3", "six", 'tomli; python_version < "3.11"',
     ]
 

@@ -1,0 +1,71 @@
+"""One generation round per generator: each writes a candidate test file into the module's
+workspace and charges what it cost to the module's result; filtering is the same for all."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Protocol
+
+from tasks.filtering import Covered, FilterResult
+from tasks.llm_generate import LLMGenerated, LLMGenerationError, generate_with_llm
+from tasks.llm_session import get_session
+from tasks.models import FileCoverage, ModuleResult
+from tasks.pynguin import generate_with_pynguin
+
+PYNGUIN_SEARCH_SHARE = 0.15
+
+
+class Round(Protocol):
+    def __call__(self, round_no: int, remaining: float, covered: Covered,
+                 feedback: FilterResult | None) -> Path: ...
+
+
+def covered_as_file(baseline: FileCoverage, covered: Covered) -> FileCoverage:
+    return FileCoverage(**(baseline.model_dump() | {"executed_lines": sorted(covered.lines),
+                                                    "executed_branches": sorted(covered.branches)}))
+
+
+def pynguin_round(job, result: ModuleResult) -> Round:
+    def run(round_no: int, remaining: float, covered: Covered, feedback: FilterResult | None) -> Path:
+        search_s = int(min(30, max(5, remaining * PYNGUIN_SEARCH_SHARE)))
+        generated = generate_with_pynguin(job.sandbox, job.project, job.module, job.workspace,
+                                          seed=round_no, search_s=search_s, timeout=remaining)
+        result.timings.generate += generated.duration_s - generated.start_s
+        result.timings.sandbox_start += generated.start_s
+        return generated.file
+    return run
+
+
+def _charge(result: ModuleResult, spent: LLMGenerated | LLMGenerationError) -> None:
+    """Failed and rejected answers were paid for too."""
+    meta = result.metadata
+    meta.tokens_used += spent.tokens_used
+    meta.cost = round(meta.cost + spent.cost_usd, 6)
+    meta.retries += spent.retries
+    meta.attempts.extend(spent.attempts)
+
+
+def llm_round(job, result: ModuleResult) -> Round:
+    session = get_session(job.run_id)
+    conversation: list[dict[str, str]] | None = None
+
+    def run(round_no: int, remaining: float, covered: Covered, feedback: FilterResult | None) -> Path:
+        nonlocal conversation
+        try:
+            generated = generate_with_llm(
+                session, job.project, job.module, covered_as_file(job.baseline, covered), timeout=remaining,
+                conversation=conversation, failures=feedback.output if feedback else "",
+                kept=feedback.kept if feedback else None)
+        except LLMGenerationError as exc:
+            _charge(result, exc)
+            raise
+        _charge(result, generated)
+        result.model_used, conversation = generated.model, generated.conversation
+        result.timings.generate += generated.duration_s
+        candidate = job.workspace / f"test_covsweep_{round_no}.py"
+        candidate.write_text(generated.source)
+        return candidate
+    return run
+
+
+ROUNDS: dict[str, Callable[..., Round]] = {"pynguin": pynguin_round, "llm": llm_round}

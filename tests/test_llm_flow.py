@@ -1,0 +1,123 @@
+"""The LLM generator end to end: the flow, the real sandbox, a scripted chat-completions server
+on 127.0.0.1 standing in for the paid LLM."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from flows.spec_to_production import spec_to_production
+from tests.fake_llm import API_KEY, code_answer, fake_llm, prose, rate_limited, server_error, unauthorized  # noqa: F401
+from tests.helpers import run_cli
+
+pytestmark = pytest.mark.docker
+
+DISCOUNT_TESTS = '''\
+import pytest
+
+from shop.discounts import best_price, coupon_percent, percent_off, threshold_discount
+
+
+def test_percent_off():
+    assert percent_off(1000, 10) == 900
+
+
+def test_percent_off_rejects_more_than_all():
+    with pytest.raises(ValueError):
+        percent_off(1, 101)
+
+
+def test_threshold():
+    assert threshold_discount(20_000) == 18_000
+    assert threshold_discount(5) == 5
+
+
+def test_coupons():
+    assert coupon_percent(" ") == 0
+    assert coupon_percent("save20") == 20
+    assert coupon_percent("SAVE90") == 0
+    assert coupon_percent("WELCOME") == 15
+    assert coupon_percent("other") == 0
+
+
+def test_best_price():
+    assert best_price(1000, ["SAVE10", "WELCOME"]) == 850
+
+
+def test_a_wrong_expectation():
+    assert percent_off(100, 50) == 7
+'''
+
+
+@pytest.fixture
+def llm_env(monkeypatch):
+    monkeypatch.setenv("COVSWEEP_LLM_API_KEY", API_KEY)
+
+
+def test_the_chain_falls_through_to_a_working_model(prefect_api, sandbox_image, example, fake_llm, llm_env):
+    fake_llm.script(rate_limited(1), model="m/one")
+    fake_llm.script(server_error(), server_error(), server_error(), model="m/two")
+    fake_llm.script(code_answer(DISCOUNT_TESTS, prompt_tokens=900, completion_tokens=300), model="m/three")
+
+    report = spec_to_production(target=str(example), modules=["shop/discounts.py"], generator="llm",
+                                models="m/one,m/two,m/three", llm_base_url=fake_llm.base_url, timeout=120)
+
+    module = report.modules[0]
+    assert module.status == "reached_target", module
+    assert module.generator == "llm" and module.model_used == "m/three"
+    outcomes = [(a.model, a.outcome) for a in module.metadata.attempts]
+    assert outcomes[0] == ("m/one", "rate_limit")
+    assert ("m/two", "server") in outcomes and outcomes[-1] == ("m/three", "ok")
+    # The file with one wrong test keeps its five right ones.
+    assert module.tests.accepted >= 4 and module.tests.rejected_failing == 1
+    generated = (example / module.generated_files[0]).read_text()
+    assert "test_a_wrong_expectation" not in generated and "def test_coupons" in generated
+    assert module.metadata.tokens_used == fake_llm.tokens_served == report.totals.tokens_used == 1200
+
+
+def test_a_rejected_key_ends_the_run_at_once(sandbox_image, example, fake_llm, tmp_path):
+    fake_llm.script(*[unauthorized(echo_key=True) for _ in range(20)])
+    started = time.monotonic()
+    result = run_cli("run", str(example), "--generator", "llm", "--models", "m/one,m/two",
+                     "--llm-base-url", fake_llm.base_url, "--report", str(tmp_path / "report.json"),
+                     env={"COVSWEEP_LLM_API_KEY": API_KEY})
+    elapsed = time.monotonic() - started
+    assert result.returncode == 2, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("covsweep: error:")]
+    assert len(errors) == 1 and "the LLM API key" in errors[0], result.stderr[-2000:]
+    modules = json.loads((tmp_path / "report.json").read_text())["modules"]
+    assert len(fake_llm.requests) <= 2 * len(modules)
+    assert {m["error"]["type"] for m in modules if m["error"]} == {"authentication"}
+    assert elapsed < 90, elapsed  # nothing waits on retries: the server start and baseline are the cost
+    assert API_KEY not in result.stdout + result.stderr
+
+
+def test_when_every_model_fails_pynguin_steps_in(prefect_api, sandbox_image, example, fake_llm, llm_env):
+    fake_llm.script(*[prose() for _ in range(10)])
+    report = spec_to_production(target=str(example), modules=["shop/inventory.py"], generator="llm",
+                                models="m/one,m/two", llm_base_url=fake_llm.base_url, timeout=120,
+                                max_iterations=1)
+    module = report.modules[0]
+    assert module.generator == "pynguin" and module.success, module
+    assert any(i.rule == "llm-fallback" for i in module.validation.issues)
+    assert module.coverage.line > module.coverage_before.line
+    assert module.metadata.tokens_used == fake_llm.tokens_served > 0
+
+
+def test_the_key_reaches_nothing_a_run_leaves_behind(prefect_api, sandbox_image, example, fake_llm, llm_env,
+                                                     capfd, caplog):
+    fake_llm.script(code_answer(DISCOUNT_TESTS), model="m/one")
+    spec_to_production(target=str(example), modules=["shop/discounts.py"], generator="llm", models="m/one",
+                       llm_base_url=fake_llm.base_url, timeout=120)
+    assert all(r.headers.get("authorization") == f"Bearer {API_KEY}" for r in fake_llm.requests)
+    leftovers = [p for p in example.rglob("*") if p.is_file() and API_KEY.encode() in p.read_bytes()]
+    assert leftovers == []
+    captured = capfd.readouterr()
+    assert API_KEY not in captured.out + captured.err + caplog.text
+    from prefect.settings import PREFECT_HOME
+    found = subprocess.run(["grep", "-rl", API_KEY, str(PREFECT_HOME.value())], capture_output=True, text=True)
+    assert found.stdout == "", f"the key is stored in {found.stdout}"
