@@ -204,11 +204,17 @@ def queue(finished: int = 10) -> list[QueuedRun]:
             next_of.add(run.deployment_id)
         shown.append(run)
     rows = [QueuedRun(r, deployments.get(r.deployment_id, "?"), r.work_queue_name or "?") for r in shown + done]
-    return sorted(rows, key=lambda q: (_state_order(q.run), q.rank,
-                                       q.run.expected_start_time or now))
+    return sorted(rows, key=lambda q: (_state_order(q.run), q.rank, _when(q.run, now)))
 
 
 STATE_ORDER = ["RUNNING", "CANCELLING", "PENDING", "PAUSED", "SCHEDULED", "FAILED", "CRASHED", "CANCELLED", "COMPLETED"]
+
+
+def _when(run: FlowRun, now: datetime) -> float:
+    """Waiting runs oldest first, finished ones latest first."""
+    if run.state and run.state.is_final():
+        return -(run.end_time or now).timestamp()
+    return (run.expected_start_time or now).timestamp()
 
 
 def _state_order(run: FlowRun) -> int:

@@ -15,12 +15,17 @@ def _when(moment: datetime | None) -> str:
     return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S") if moment else ""
 
 
+def _targets(run) -> str:
+    """A run's target, or a sweep's targets."""
+    return str(run.parameters.get("target") or ", ".join(run.parameters.get("targets") or []) or "?")
+
+
 def status_lines(status: RunStatus) -> list[str]:
     run = status.run
     state = run.state.name if run.state else "?"
     why = first_line(run.state.message) if run.state and (run.state.is_failed() or run.state.is_crashed()) else ""
     lines = [f"run {run.id} ({run.name}): {state}" + (f": {why}" if why else ""),
-             f"target {run.parameters.get('target', '?')}, queue {run.work_queue_name or '?'}"]
+             f"target {_targets(run)}, queue {run.work_queue_name or '?'}"]
     if run.start_time:
         lines.append(f"started {_when(run.start_time)}" + (f", ended {_when(run.end_time)}" if run.end_time else "")
                      + (f", {run.total_run_time.total_seconds():.0f}s" if run.end_time else ""))
@@ -63,9 +68,8 @@ def queue_table(rows: list[QueuedRun]) -> Table:
         table.add_column(column)
     for q in rows:
         run = q.run
-        target = run.parameters.get("target") or ", ".join(run.parameters.get("targets") or []) or ""
         when = run.end_time or run.start_time or run.expected_start_time
-        table.add_row(run.state.name if run.state else "?", q.priority, q.deployment, str(target), str(run.id),
+        table.add_row(run.state.name if run.state else "?", q.priority, q.deployment, _targets(run), str(run.id),
                       _when(when))
     return table
 

@@ -22,9 +22,12 @@ RECIPE_FILES = ("Dockerfile", "runner.txt", "pynguin.txt")
 REGISTRY_BASE = "python:3.11-slim"
 OFFLINE_BASE = "covsweep-base:bookworm"
 SANDBOX_VERSION = (3, 11)
-# Wheels for the sandbox, not for this host: CPython 3.11 on glibc 2.36 (bookworm, the oldest base it is built on).
-SANDBOX_PYTHON = ("--python-version", "3.11", "--implementation", "cp",
-                  "--platform", f"manylinux_2_36_{platform.machine()}")
+SANDBOX_GLIBC = 36  # bookworm's glibc 2.36: the oldest base the sandbox is built on
+# Wheels for the sandbox, not for this host. pip does not widen a manylinux_2_N platform to the
+# older ones a wheel may carry, so every one is listed, with the legacy names.
+SANDBOX_PYTHON = ("--python-version", "3.11", "--implementation", "cp", *(
+    arg for tag in [*(f"manylinux_2_{n}" for n in range(SANDBOX_GLIBC, 4, -1)), "manylinux2014", "manylinux2010", "manylinux1"]
+    for arg in ("--platform", f"{tag}_{platform.machine()}")))
 
 
 def image_exists(client, name: str) -> bool:
@@ -55,10 +58,13 @@ def _pip(*args) -> subprocess.CompletedProcess:
 
 
 def pip_failure(stderr: str) -> str:
-    """pip's first ERROR line names the requirement it could not satisfy; the last one often does not."""
+    """The ERROR line of pip's that names the requirement: `No matching distribution found for X`,
+    else the first (for a conflict, the last one only says ResolutionImpossible)."""
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    first = next((line for line in lines if line.startswith("ERROR:")), (lines or ["pip failed"])[-1])
-    return first.removeprefix("ERROR:").strip()
+    errors = [line.removeprefix("ERROR:").strip() for line in lines
+              if line.startswith("ERROR:") and not line.startswith("ERROR: Ignored the following")]
+    named = [line for line in errors if line.startswith("No matching distribution found for")]
+    return (named or errors or lines[-1:] or ["pip failed"])[0][:300]
 
 
 def _host_builds(wheelhouse: Path) -> list[str]:

@@ -8,7 +8,6 @@ import tempfile
 from pathlib import Path
 
 from docker.errors import BuildError, APIError
-from prefect.logging import get_logger
 
 from covsweep.settings import REPO_ROOT, Settings
 from tasks.image import RECIPE as SANDBOX_RECIPE, SANDBOX_PYTHON, build_failure, build_image, \
@@ -42,7 +41,6 @@ def ensure_target_image(settings: Settings, project_dir: Path) -> str:
     tag = target_tag(client.images.get(sandbox).id, requirements)
     if image_exists(client, tag):
         return tag
-    get_logger("covsweep").info("building %s: %d requirements of %s", tag, len(requirements), project_dir)
     what = f"the dependencies of {project_dir} cannot be installed"
     workdirs = settings.cache_dir / "wheelhouse-targets"
     workdirs.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,8 @@ from pathlib import Path
 import docker
 import pytest
 
+pytest_plugins = ["tests.fake_llm"]  # the scripted LLM server's fixtures, for every test module
+
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "shop"
 

@@ -5,7 +5,7 @@
 
 A request takes the next reply queued for its model, else the next global one, else an HTTP 500
 saying it was not scripted (counted in `unscripted`). Every request is recorded: model, path,
-headers, JSON body. Import the fixtures into a test module: `from tests.fake_llm import fake_llm`."""
+headers, JSON body. Its fixtures `fake_llm` and `llm_config` are registered for all tests by conftest.py."""
 
 from __future__ import annotations
 

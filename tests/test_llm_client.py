@@ -14,8 +14,16 @@ from pydantic import SecretStr
 from tasks.llm_client import LLMClient, LLMError, parse_retry_after
 from tasks.llm_config import LLMConfig
 from tests.fake_llm import (
-    API_KEY, Reply, answer, fake_llm, llm_config, no_choices, rate_limited, server_error,  # noqa: F401
-    slow, truncated_json, truncated_transfer, unauthorized,
+    API_KEY,
+    Reply,
+    answer,
+    no_choices,
+    rate_limited,
+    server_error,
+    slow,
+    truncated_json,
+    truncated_transfer,
+    unauthorized,
 )
 
 MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "write a test"}]

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 
 import pytest
 
 from flows.spec_to_production import spec_to_production
-from tests.fake_llm import API_KEY, code_answer, fake_llm, prose, rate_limited, server_error, unauthorized  # noqa: F401
+from tests.fake_llm import API_KEY, code_answer, prose, rate_limited, server_error, unauthorized
 from tests.helpers import run_cli
 
 pytestmark = pytest.mark.docker

@@ -15,8 +15,18 @@ from tasks.llm_generate import LLMGenerationError, RetryPolicy, complete_with_fa
 from tasks.llm_session import LLMSession, close_session, get_session, open_session
 from tasks.models import FileCoverage, ModuleError
 from tests.fake_llm import (
-    API_KEY, VALID_TEST, code_answer, fake_llm, llm_config, missing_import, prose, rate_limited,  # noqa: F401
-    server_error, slow, truncated_json, truncated_transfer, unauthorized, unfenced,
+    API_KEY,
+    VALID_TEST,
+    code_answer,
+    missing_import,
+    prose,
+    rate_limited,
+    server_error,
+    slow,
+    truncated_json,
+    truncated_transfer,
+    unauthorized,
+    unfenced,
 )
 from tests.helpers import write_project
 

@@ -3,40 +3,23 @@ error, the test process survives, nothing keeps running and the project is left 
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from pathlib import Path
 
-import docker
 import pytest
 
 from tasks.discover import discover
 from tasks.models import ModuleError
 from tasks.probe import probe_import
-from tasks.sandbox import LABEL, prepare_workspace
-from tests.helpers import snapshot, write_project
+from tasks.sandbox import prepare_workspace
+from tests.helpers import host_processes_with, snapshot, write_project
 
 pytestmark = pytest.mark.docker
 
 QUICK = 60  # generous: a well-behaved import ends long before
 
 
-
-
-def host_processes_with(token: str) -> list[str]:
-    """Command lines of the host's processes (containers' included) that mention token."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if token in cmdline:
-            found.append(cmdline)
-    return found
 
 
 class Probe:

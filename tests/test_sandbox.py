@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from pathlib import Path
@@ -14,6 +13,7 @@ from docker.errors import NotFound
 from tasks import sandbox
 from tasks.models import SandboxConfig
 from tasks.sandbox import LABEL, prepare_workspace
+from tests.helpers import host_processes_with
 
 SECRET = "sk-test-secret"
 
@@ -50,21 +50,6 @@ def assert_container_gone(container_id: str) -> None:
     # Whatever the label filter shows belongs to other runs, never to this one.
     for other in client.containers.list(all=True, filters={"label": LABEL}):
         assert not other.id.startswith(container_id)
-
-
-def host_processes_with(token: str) -> list[str]:
-    """Command lines of the host's processes (containers' included) that mention token."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if token in cmdline:
-            found.append(cmdline)
-    return found
 
 
 def alive(pid: int) -> bool:

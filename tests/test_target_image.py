@@ -15,7 +15,7 @@ from tasks.measure import measure_coverage
 from tasks.models import InputError, SandboxConfig
 from tasks.plan import sandbox_config
 from tasks.requirements import declared_requirements
-from tests.helpers import write_project
+from tests.helpers import run_cli, snapshot, write_project
 
 MISSING = "covsweep-no-such-package-4711"
 
@@ -55,10 +55,24 @@ def test_wheels_compiled_on_this_host_are_recognised(tmp_path):
     assert image._host_builds(tmp_path) == ["fast-1.0-cp311-cp311-linux_x86_64.whl"]
 
 
-def test_failures_are_reduced_to_pips_first_error_line():
-    stderr = ("ERROR: Could not find a version that satisfies the requirement nope (from versions: none)\n"
+def test_sandbox_wheels_of_every_manylinux_flavour_are_found(tmp_path):
+    # manylinux1 / 2_17 / 2_28 and abi3 wheels, as the sandbox's own coverage, pyyaml, libcst and psutil carry.
+    reqs = tmp_path / "requirements.txt"
+    reqs.write_text("coverage==7.17.4\npyyaml==6.0.4\nlibcst==1.9.0\npsutil==7.2.2\n")
+    image.fill_wheelhouse(tmp_path / "wheels", [reqs])
+    assert {p.name.split("-")[0].lower() for p in (tmp_path / "wheels").glob("*.whl")} >= {
+        "coverage", "pyyaml", "libcst", "psutil"}
+
+
+def test_failures_are_reduced_to_the_pip_error_line_naming_the_requirement():
+    stderr = ("ERROR: Ignored the following versions that require a different python version: 0.2 Requires-Python <3\n"
+              "ERROR: Could not find a version that satisfies the requirement nope (from versions: none)\n"
               "ERROR: No matching distribution found for nope\n")
-    assert image.pip_failure(stderr) == "Could not find a version that satisfies the requirement nope (from versions: none)"
+    assert image.pip_failure(stderr) == "No matching distribution found for nope"
+    stderr = ("ERROR: Cannot install pytest>=9 because these package versions have conflicting dependencies.\n\n"
+              "The conflict is caused by:\n    The user requested pytest>=9\n"
+              "ERROR: ResolutionImpossible: for help visit https://pip.pypa.io/...\n")
+    assert image.pip_failure(stderr).startswith("Cannot install pytest>=9 ")
     log = [{"stream": "Step 4/6 : RUN pip install\n"}, {"stream": "ERROR: No matching distribution found for x\n"}]
     assert image.build_failure(BuildError("The command returned a non-zero code: 1", log)) == \
         "No matching distribution found for x"
@@ -195,3 +209,16 @@ def test_requirement_that_does_not_exist_is_an_input_error_naming_it(sandbox_ima
         target_image.ensure_target_image(settings, project)
     assert str(caught.value).startswith(f"the dependencies of {project} cannot be installed: ")
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.docker
+@pytest.mark.timeout(300)
+def test_cli_refuses_a_target_whose_requirement_does_not_exist_with_exit_2(sandbox_image, tmp_path):
+    project = write_project(tmp_path / "bad", {"bad.py": "X = 1\n", "requirements.txt": f"{MISSING}==1.0\n"})
+    before = snapshot(project)
+    result = run_cli("run", str(project), "--generator", "none", timeout=240)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"covsweep: error: the dependencies of {project} cannot be installed: "
+        f"No matching distribution found for {MISSING}==1.0"]
+    assert snapshot(project) == before
