@@ -141,8 +141,8 @@ def _requirements_file(path: Path, seen: set[Path]) -> list[str]:
             continue
         option, _, rest = line.partition(" ")
         if option in INCLUDE_OPTIONS or option.startswith("--requirement="):
-            include = rest.strip() or option.split("=", 1)[1]
-            if (path.parent / include).is_file():
+            include = rest.strip() or option.partition("=")[2]
+            if include and (path.parent / include).is_file():
                 found += _requirements_file(path.parent / include, seen)
             continue
         if line.startswith("-"):
