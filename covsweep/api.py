@@ -19,8 +19,13 @@ def api_url() -> str | None:
 
 
 @contextmanager
-def connect() -> Iterator[SyncPrefectClient]:
+def connect(local_ok: bool = False) -> Iterator[SyncPrefectClient]:
+    """With `local_ok`, and no URL, the local database `covsweep run` wrote its runs to."""
     url = api_url()
+    if not url and local_ok:
+        with get_client(sync_client=True) as client:
+            yield client
+        return
     if not url:
         # Without a URL Prefect would start a throwaway server that no worker ever polls.
         raise NoServer("PREFECT_API_URL is not set: start a server with `make server`, "

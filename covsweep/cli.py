@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 from pathlib import Path
@@ -196,10 +197,65 @@ def parser() -> argparse.ArgumentParser:
     res.add_argument("--poll", type=float, default=5.0, metavar="S", help="with --wait: ask every S seconds [5]")
     que = commands.add_parser("queue", help="flow runs of covsweep's deployments by state and priority")
     que.add_argument("--finished", type=int, default=10, metavar="N", help="finished runs shown, latest first [10]")
+    met = commands.add_parser("metrics", help="per-model and whole-system figures from stored reports")
+    met.add_argument("--days", type=float, default=7.0, metavar="N", help="reports of the last N days [7]")
+    met.add_argument("--json", action="store_true", help="JSON instead of a table")
+    mod = commands.add_parser("models", help="the model chain with each model's score and the reasons")
+    mod.add_argument("--days", type=float, default=30.0, metavar="N", help="score from the last N days' reports [30]")
+    mod.add_argument("--json", action="store_true", help="JSON instead of a table")
     return top
 
 
-COMMANDS = {"run": run, "submit": submit, "status": status, "results": results, "queue": queue}
+def _stored_reports(days: float):
+    from covsweep.api import NoServer, connect
+    from covsweep.history import recent_reports
+
+    try:
+        with connect(local_ok=True) as client:
+            return recent_reports(client, days)
+    except NoServer as exc:
+        fail(str(exc))
+
+
+def metrics(args: argparse.Namespace) -> int:
+    """Per-model and whole-system figures from the reports stored in the last --days."""
+    from tasks.metrics import model_figures, system_figures
+
+    if args.days <= 0:
+        fail("--days must be positive")
+    reports = _stored_reports(args.days)
+    system, models = system_figures(reports), sorted(model_figures(reports).values(), key=lambda m: m.model)
+    if args.json:
+        print(json.dumps({"days": args.days, "system": system.model_dump(),
+                          "models": [m.model_dump() for m in models]}, indent=2))
+    else:
+        from covsweep import views
+
+        out.print(views.metrics_table(system, models))
+    return 0
+
+
+def models(args: argparse.Namespace) -> int:
+    """The configured model chain, each model's score from stored runs, and why."""
+    from tasks.llm_config import resolve_llm_config
+    from tasks.metrics import rank
+
+    try:
+        chain = resolve_llm_config(load_block=False).models
+    except InputError as exc:
+        fail(str(exc))
+    scores = rank(chain, _stored_reports(args.days))
+    if args.json:
+        print(json.dumps([s.model_dump() for s in scores], indent=2))
+    else:
+        from covsweep import views
+
+        out.print(views.models_table(scores))
+    return 0
+
+
+COMMANDS = {"run": run, "submit": submit, "status": status, "results": results, "queue": queue,
+            "metrics": metrics, "models": models}
 
 
 def main(argv: list[str] | None = None) -> None:

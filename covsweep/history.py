@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from uuid import UUID
 
 from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.filters import (
-    FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterId, FlowRunFilterParentFlowRunId,
+    FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterId, FlowRunFilterParentFlowRunId, FlowRunFilterStartTime,
     FlowRunFilterState, FlowRunFilterStateType,
 )
 from prefect.client.schemas.objects import StateType
@@ -16,6 +17,7 @@ from prefect.client.schemas.sorting import FlowRunSort
 from covsweep.objects import MAIN_FLOW, SWEEP_FLOW
 from covsweep.reports import ResultUnavailable, stored_report
 from covsweep.trend import Sweep, TargetPoint
+from tasks.models import Report
 
 
 def point_from_state(target: str, run_id: str | None, state: Any) -> TargetPoint:
@@ -60,3 +62,23 @@ def earlier_sweeps(client: SyncPrefectClient, exclude: UUID | str | None, limit:
         limit=limit,
     )
     return [_sweep(client, run) for run in reversed(runs)]
+
+
+def recent_reports(client: SyncPrefectClient, days: float, limit: int = 200) -> list[Report]:
+    """Reports of the spec-to-production runs that completed in the last `days`, newest first."""
+    since = datetime.now(timezone.utc) - timedelta(days=days)
+    runs = client.read_flow_runs(
+        flow_filter=FlowFilter(name=FlowFilterName(any_=[MAIN_FLOW])),
+        flow_run_filter=FlowRunFilter(
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.COMPLETED])),
+            start_time=FlowRunFilterStartTime(after_=since),
+        ),
+        sort=FlowRunSort.START_TIME_DESC, limit=limit,
+    )
+    reports = []
+    for run in runs:
+        try:
+            reports.append(stored_report(run.state))
+        except ResultUnavailable:
+            continue  # persisted on another host, or its storage is gone
+    return reports

@@ -30,6 +30,19 @@ class Settings(BaseSettings):
     results_dir: Path | None = Field(default=None, description="None: CACHE_DIR/results")
     sweep_targets: str | None = Field(default=None, description="comma-separated targets of the nightly sweep")
     pool_concurrency: int = Field(default=2, ge=1, description="flow runs at once on a new work pool")
+    # The OpenHands backend (docs/openhands.md): its own names, as OpenHands' docs use them.
+    openhands_image: str = Field(default="docker.all-hands.dev/all-hands-ai/openhands:0.59",
+                                 validation_alias="OPENHANDS_IMAGE")
+    openhands_runtime_image: str = Field(default="docker.all-hands.dev/all-hands-ai/runtime:0.59-nikolaik",
+                                         validation_alias="OPENHANDS_RUNTIME_IMAGE")
+    openhands_model: str | None = Field(default=None, validation_alias="OPENHANDS_MODEL",
+                                        description="None: the first model of the LLM chain")
+    openhands_timeout: float = Field(default=900.0, gt=0, validation_alias="OPENHANDS_TIMEOUT",
+                                     description="wall clock per OpenHands run, within the module's --timeout")
+    openhands_idle_timeout: float = Field(default=180.0, gt=0, validation_alias="OPENHANDS_IDLE_TIMEOUT",
+                                          description="no output for this long: stuck, killed")
+    openhands_network: str = Field(default="bridge", validation_alias="OPENHANDS_NETWORK",
+                                   description="Docker network mode of the OpenHands container")
 
     def results_path(self) -> Path:
         return (self.results_dir or self.cache_dir / "results").expanduser().resolve()

@@ -85,3 +85,23 @@ def counts_table(rows: list[QueuedRun]) -> Table:
     for state in dict.fromkeys(s for s, _ in counts):
         table.add_row(state, *[str(counts.get((state, p), "")) for p in priorities])
     return table
+
+
+def metrics_table(system, models: list) -> Table:
+    table = Table(title="covsweep metrics", title_justify="left")
+    for column in ("scope", "runs", "modules", "success", "p50 s", "p95 s", "tokens", "cost $", "coverage +"):
+        table.add_column(column, justify="left" if column == "scope" else "right")
+    for name, f in [("whole system", system)] + [(m.model, m) for m in models]:
+        table.add_row(name, str(f.runs), str(f.modules), f"{f.success_rate:.0%}", f"{f.latency_p50_s:.1f}",
+                      f"{f.latency_p95_s:.1f}", str(f.tokens), f"{f.cost_usd:.4f}", f"{f.coverage_gained:+.1f}")
+    return table
+
+
+def models_table(scores: list) -> Table:
+    table = Table(title="covsweep model chain, best first", title_justify="left")
+    for column in ("model", "score", "quality", "success", "latency", "fit", "why"):
+        table.add_column(column, justify="left" if column in ("model", "why") else "right")
+    for s in scores:
+        table.add_row(s.model, f"{s.score:.2f}", *(f"{s.parts[k]:.2f}" for k in ("quality", "success", "latency", "fit")),
+                      "; ".join(s.reasons))
+    return table

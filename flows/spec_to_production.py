@@ -19,6 +19,7 @@ from tasks.ledger import load_ledger, module_fingerprint, save_ledger, tests_fin
 from tasks.llm_config import resolve_llm_config
 from tasks.llm_session import close_session, open_session
 from tasks.measure import measure_coverage
+from tasks.metrics import rank_models
 from tasks.plan import RunOptions, plan_run
 from tasks.report import Progress, now, publish_report
 from tasks.write import WriteRequest, write_tests
@@ -48,8 +49,10 @@ def spec_to_production(
     logger = get_run_logger()
     if plan.generator == "llm":
         # One pooled HTTP client, breakers and spend for all modules; the key stays out of every parameter.
-        open_session(plan.run_id, resolve_llm_config(models=options.models, llm_base_url=options.llm_base_url,
-                                                     budget_usd=options.budget_usd))
+        llm = resolve_llm_config(models=options.models, llm_base_url=options.llm_base_url, budget_usd=options.budget_usd)
+        if llm.sources.get("models") in ("block", "default"):
+            llm = llm.model_copy(update={"models": rank_models(llm.models)})  # nobody chose an order: scores do
+        open_session(plan.run_id, llm)
     try:
         baseline = measure_coverage(plan.sandbox, plan.project, plan.test_paths(),
                                     plan.workspace / "baseline", timeout=max(plan.options.timeout, 600))

@@ -82,7 +82,7 @@ def _generate(job: ModuleJob, result: ModuleResult, deadline: float) -> TestFile
     try:
         return _run_rounds(job, result, deadline, ROUNDS[job.generator](job, result))
     except ModuleError as exc:
-        if job.generator != "llm" or exc.info.type in STOPS_THE_RUN:
+        if job.generator not in ("llm", "openhands") or exc.info.type in STOPS_THE_RUN:
             raise
         llm_error = exc.info
     result.generator = "pynguin"

@@ -68,11 +68,9 @@ class Plan(BaseModel):
 def resolve_generator(requested: str, has_key: bool, blocks_read: bool = True) -> GeneratorName:
     if requested == "auto":
         return "llm" if has_key else "pynguin"
-    if requested == "llm" and not has_key and blocks_read:
-        raise InputError("--generator llm needs an API key: set COVSWEEP_LLM_API_KEY (or OPENROUTER_API_KEY), "
+    if requested in ("llm", "openhands") and not has_key and blocks_read:
+        raise InputError(f"--generator {requested} needs an API key: set COVSWEEP_LLM_API_KEY (or OPENROUTER_API_KEY), "
                          "or save one in the covsweep-llm block")
-    if requested == "openhands":
-        raise InputError("--generator openhands is not available in this version of covsweep; use llm, pynguin or none")
     return requested
 
 

@@ -3,13 +3,16 @@ workspace and charges what it cost to the module's result; filtering is the same
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Callable, Protocol
 
+from covsweep.settings import load
 from tasks.filtering import Covered, FilterResult
 from tasks.llm_generate import LLMGenerated, LLMGenerationError, generate_with_llm
 from tasks.llm_session import get_session
-from tasks.models import FileCoverage, ModuleResult
+from tasks.models import Attempt, FileCoverage, ModuleError, ModuleResult
+from tasks.openhands import OpenHandsSetup, generate_with_openhands, run_llm_config
 from tasks.pynguin import generate_with_pynguin
 
 PYNGUIN_SEARCH_SHARE = 0.15
@@ -68,4 +71,29 @@ def llm_round(job, result: ModuleResult) -> Round:
     return run
 
 
-ROUNDS: dict[str, Callable[..., Round]] = {"pynguin": pynguin_round, "llm": llm_round}
+def openhands_round(job, result: ModuleResult) -> Round:
+    setup = OpenHandsSetup.resolve(load(), run_llm_config(job.run_id))
+
+    def run(round_no: int, remaining: float, covered: Covered, feedback: FilterResult | None) -> Path:
+        started = time.monotonic()
+
+        def attempt(outcome: str) -> None:
+            result.metadata.attempts.append(Attempt(model=setup.model, outcome=outcome,
+                                                    duration_s=round(time.monotonic() - started, 3)))
+        try:
+            generated = generate_with_openhands(
+                setup, job.project, job.module, covered_as_file(job.baseline, covered), job.workspace,
+                round_no=round_no, timeout=remaining, failures=feedback.output if feedback else "",
+                kept=feedback.kept if feedback else None)
+        except ModuleError as exc:
+            attempt(exc.info.type)
+            raise
+        attempt("ok")
+        result.model_used = setup.model
+        result.timings.generate += generated.duration_s - generated.start_s
+        result.timings.sandbox_start += generated.start_s
+        return generated.file
+    return run
+
+
+ROUNDS: dict[str, Callable[..., Round]] = {"pynguin": pynguin_round, "llm": llm_round, "openhands": openhands_round}

@@ -120,3 +120,22 @@ def test_the_key_reaches_nothing_a_run_leaves_behind(prefect_api, sandbox_image,
     from prefect.settings import PREFECT_HOME
     found = subprocess.run(["grep", "-rl", API_KEY, str(PREFECT_HOME.value())], capture_output=True, text=True)
     assert found.stdout == "", f"the key is stored in {found.stdout}"
+
+
+def test_stored_reports_feed_metrics_and_the_model_order(prefect_api, sandbox_image, example, fake_llm, llm_env):
+    from prefect.settings import PREFECT_API_URL
+
+    fake_llm.script(server_error(), server_error(), server_error(), model="m/bad")
+    fake_llm.script(code_answer(DISCOUNT_TESTS), model="m/good")
+    report = spec_to_production(target=str(example), modules=["shop/discounts.py"], generator="llm",
+                                models="m/bad,m/good", llm_base_url=fake_llm.base_url, timeout=120)
+    assert report.modules[0].model_used == "m/good"
+
+    result = run_cli("metrics", "--json", "--days", "1", env={"PREFECT_API_URL": PREFECT_API_URL.value()})
+    assert result.returncode == 0, result.stderr[-2000:]
+    figures = {m["model"]: m for m in json.loads(result.stdout)["models"]}
+    assert figures["m/good"]["success_rate"] == 1.0 and figures["m/good"]["coverage_gained"] > 0
+    assert figures["m/bad"]["success_rate"] == 0.0
+
+    from tasks.metrics import rank_models
+    assert rank_models.fn(["m/bad", "m/good"], days=1) == ["m/good", "m/bad"]

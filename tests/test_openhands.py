@@ -1,0 +1,273 @@
+"""The OpenHands generator: unit checks, then real Docker with a stand-in image (same command and
+environment as OpenHands, one chat-completions request to the scripted server on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import time
+from pathlib import Path
+
+import docker
+import pytest
+from pydantic import SecretStr
+
+from tests.fake_llm import API_KEY, answer, code_answer, fake_llm, prose, unauthorized  # noqa: F401
+from tests.helpers import snapshot
+
+STANDIN = Path(__file__).resolve().parent.parent / "deployments" / "openhands-standin"
+
+DISCOUNT_TESTS = '''\
+import pytest
+
+from shop.discounts import best_price, coupon_percent, percent_off, threshold_discount
+
+
+def test_percent_off():
+    assert percent_off(1000, 10) == 900
+    with pytest.raises(ValueError):
+        percent_off(1, 101)
+
+
+def test_threshold():
+    assert threshold_discount(20_000) == 18_000
+    assert threshold_discount(5) == 5
+
+
+def test_a_wrong_expectation():
+    assert percent_off(100, 50) == 7
+'''
+
+# A second file, as an agent may leave: its test_percent_off clashes with the first file's.
+MORE_DISCOUNT_TESTS = '''\
+from shop.discounts import best_price, coupon_percent, percent_off
+
+
+def test_coupons():
+    assert coupon_percent(" ") == 0
+    assert coupon_percent("save20") == 20
+    assert coupon_percent("SAVE90") == 0
+    assert coupon_percent("WELCOME") == 15
+    assert coupon_percent("other") == 0
+
+
+def test_best_price():
+    assert best_price(1000, ["SAVE10", "WELCOME"]) == 850
+
+
+def test_percent_off():
+    assert percent_off(200, 50) == 100
+'''
+
+
+# -- without Docker -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("model, base_url, expected", [
+    ("deepseek/deepseek-chat-v3.1:free", "https://openrouter.ai/api/v1", "openrouter/deepseek/deepseek-chat-v3.1:free"),
+    ("openrouter/deepseek/deepseek-chat-v3.1:free", "https://openrouter.ai/api/v1",
+     "openrouter/deepseek/deepseek-chat-v3.1:free"),
+    ("mistral/mistral-small:free", "https://openrouter.ai/api/v1", "openrouter/mistral/mistral-small:free"),
+    ("gpt-4o-mini", "https://api.openai.com/v1", "openai/gpt-4o-mini"),
+    ("openai/gpt-4o-mini", "https://api.openai.com/v1", "openai/gpt-4o-mini"),
+    ("meta-llama/Llama-3.1-8B-Instruct", "http://gpu-box:8000/v1", "openai/meta-llama/Llama-3.1-8B-Instruct"),
+    ("hosted_vllm/meta-llama/Llama-3.1-8B-Instruct", "http://gpu-box:8000/v1",
+     "hosted_vllm/meta-llama/Llama-3.1-8B-Instruct"),
+    ("ollama/qwen2.5-coder", "http://localhost:11434", "ollama/qwen2.5-coder"),
+    ("qwen2.5-coder", "http://localhost:11434/v1", "openai/qwen2.5-coder"),
+])
+def test_the_provider_prefix_is_added_when_missing(model, base_url, expected):
+    from tasks.openhands import litellm_model
+
+    assert litellm_model(model, base_url) == expected
+
+
+def test_the_setup_comes_from_the_environment_and_the_llm_chain(monkeypatch):
+    from covsweep.settings import load
+    from tasks.llm_config import LLMConfig
+    from tasks.openhands import OpenHandsSetup
+
+    llm = LLMConfig(api_key=SecretStr(API_KEY), models=["deepseek/deepseek-chat-v3.1:free", "b/c"])
+    setup = OpenHandsSetup.resolve(load(), llm)
+    assert setup.model == "openrouter/deepseek/deepseek-chat-v3.1:free"
+    monkeypatch.setenv("OPENHANDS_IMAGE", "my/openhands:1")
+    monkeypatch.setenv("OPENHANDS_MODEL", "qwen/qwen3-coder")
+    monkeypatch.setenv("OPENHANDS_TIMEOUT", "42")
+    setup = OpenHandsSetup.resolve(load(), llm)
+    assert (setup.image, setup.model, setup.timeout_s) == ("my/openhands:1", "openrouter/qwen/qwen3-coder", 42.0)
+    assert API_KEY not in repr(setup) + setup.model_dump_json()
+
+
+def test_openhands_needs_an_api_key():
+    from tasks.models import InputError
+    from tasks.plan import resolve_generator
+
+    with pytest.raises(InputError, match="COVSWEEP_LLM_API_KEY.*OPENROUTER_API_KEY"):
+        resolve_generator("openhands", has_key=False)
+    assert resolve_generator("openhands", has_key=True) == "openhands"
+
+
+def test_only_the_tests_openhands_added_are_collected(tmp_path):
+    from tasks.openhands import collect_tests, copy_target
+
+    target = tmp_path / "target"
+    (target / "tests").mkdir(parents=True)
+    (target / "pkg").mkdir()
+    (target / "pkg" / "mod.py").write_text("X = 1\n")
+    (target / "tests" / "test_old.py").write_text("def test_old():\n    pass\n")
+    (target / "tests" / "test_same.py").write_text("def test_same():\n    pass\n")
+    (target / ".git").mkdir()
+    (target / ".git" / "test_git.py").write_text("def test_git():\n    pass\n")
+    copy = tmp_path / "copy"
+    copy_target(target, copy)
+    assert not (copy / ".git").exists() and (copy / "pkg" / "mod.py").read_text() == "X = 1\n"
+
+    (copy / "tests" / "test_old.py").write_text("def test_old():\n    pass\n\n\ndef test_added():\n    pass\n")
+    (copy / "tests" / "test_new.py").write_text("class TestNew:\n    def test_a(self):\n        pass\n")
+    (copy / "tests" / "test_broken.py").write_text("def test_(:\n")
+    (copy / "tests" / "helper.py").write_text("def test_not_a_test_file():\n    pass\n")
+    (copy / "tests" / "test_link.py").symlink_to(target / "tests" / "test_old.py")
+    found = collect_tests(copy, target)
+    assert sorted(names for _, names in found) == [{"TestNew.test_a"}, {"test_added"}]
+
+
+# -- with Docker: the stand-in image ----------------------------------------------------------------
+
+def _recipe_hash(base: str) -> str:
+    digest = hashlib.sha256(base.encode())
+    for path in sorted(p for p in STANDIN.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        digest.update(str(path.relative_to(STANDIN)).encode() + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+@pytest.fixture(scope="session")
+def standin_image(sandbox_image) -> str:
+    """Built FROM the sandbox image with no network: the real OpenHands image cannot be pulled here."""
+    tag = f"covsweep-openhands-standin:{_recipe_hash(sandbox_image)}"
+    docker.from_env().images.build(path=str(STANDIN), tag=tag, buildargs={"BASE": sandbox_image},
+                                   network_mode="none", rm=True, forcerm=True)
+    return tag
+
+
+def openhands_containers(label_part: str) -> list[str]:
+    """OpenHands containers of this test: their label is their scratch folder."""
+    from tasks.openhands import LABEL
+
+    return [c.name for c in docker.from_env().containers.list(all=True, filters={"label": LABEL})
+            if label_part in c.labels.get(LABEL, "")]
+
+
+@pytest.fixture
+def standin_env(monkeypatch, standin_image):
+    monkeypatch.setenv("COVSWEEP_LLM_API_KEY", API_KEY)
+    monkeypatch.setenv("OPENHANDS_IMAGE", standin_image)
+    monkeypatch.setenv("OPENHANDS_NETWORK", "host")  # the fake server listens on the host's 127.0.0.1
+    return standin_image
+
+
+@pytest.fixture
+def one_module(example, tmp_path):
+    from tasks.discover import discover
+    from tasks.sandbox import prepare_workspace
+
+    project = discover.fn(example, ["shop/discounts.py"])
+    return project, project.modules[0], prepare_workspace(tmp_path / "workspace")
+
+
+def _setup(fake, image, **kw):
+    from tasks.openhands import OpenHandsSetup
+
+    return OpenHandsSetup(image=image, runtime_image="unused", model="openai/m/one", base_url=fake.base_url,
+                          api_key=SecretStr(API_KEY), network="host", **kw)
+
+
+@pytest.mark.docker
+def test_openhands_tests_are_filtered_and_kept(prefect_api, standin_env, example, fake_llm, capfd, caplog):
+    from flows.spec_to_production import spec_to_production
+
+    fake_llm.script(answer(f"Done.\n\n```python\n{DISCOUNT_TESTS}```\n\n```python\n{MORE_DISCOUNT_TESTS}```\n"))
+    sources = snapshot(example / "src")
+
+    report = spec_to_production(target=str(example), modules=["shop/discounts.py"], generator="openhands",
+                                models="m/one", llm_base_url=fake_llm.base_url, timeout=120)
+
+    module = report.modules[0]
+    assert module.status == "reached_target" and module.generator == "openhands", module
+    assert module.model_used == "openai/m/one"
+    assert [(a.model, a.outcome) for a in module.metadata.attempts] == [("openai/m/one", "ok")]
+    # Two files merged into one candidate, filtered test by test: the wrong one is dropped.
+    assert module.tests.proposed == 6 and module.tests.rejected_failing == 1 and module.tests.accepted >= 3
+    generated = (example / module.generated_files[0]).read_text()
+    assert "test_a_wrong_expectation" not in generated and "def test_coupons" in generated
+    # OpenHands worked on a copy: the target's sources are as they were.
+    assert snapshot(example / "src") == sources
+    [request] = fake_llm.requests
+    assert request.model == "m/one" and request.headers["authorization"] == f"Bearer {API_KEY}"
+    assert "/workspace/src/shop/discounts.py" in request.body["messages"][0]["content"]
+    assert openhands_containers(report.run_id) == []
+    # The key reaches the container and nothing a run leaves behind.
+    assert API_KEY not in report.to_json()
+    assert [p for p in example.rglob("*") if p.is_file() and API_KEY.encode() in p.read_bytes()] == []
+    captured = capfd.readouterr()
+    assert API_KEY not in captured.out + captured.err + caplog.text
+    from prefect.settings import PREFECT_HOME
+    found = subprocess.run(["grep", "-rl", API_KEY, str(PREFECT_HOME.value())], capture_output=True, text=True)
+    assert found.stdout == "", f"the key is stored in {found.stdout}"
+
+
+@pytest.mark.docker
+def test_a_silent_openhands_is_killed_as_stuck(standin_image, one_module, fake_llm, tmp_path):
+    from tasks.models import FileCoverage, ModuleError
+    from tasks.openhands import generate_with_openhands
+
+    project, module, workspace = one_module
+    fake_llm.script(code_answer("STANDIN-SILENT 600\ndef test_never():\n    pass\n"))
+    started = time.monotonic()
+    with pytest.raises(ModuleError) as raised:
+        generate_with_openhands(_setup(fake_llm, standin_image, idle_s=3), project, module, FileCoverage(),
+                                workspace, round_no=1, timeout=300)
+    assert raised.value.info.type == "timeout" and "printed nothing for 3s" in raised.value.info.message
+    assert time.monotonic() - started < 60
+    assert openhands_containers(str(tmp_path)) == []
+    assert not (workspace / "openhands-1").exists()
+
+
+@pytest.mark.docker
+def test_a_busy_openhands_is_killed_at_its_timeout(standin_image, one_module, fake_llm, tmp_path):
+    from tasks.models import FileCoverage, ModuleError
+    from tasks.openhands import generate_with_openhands
+
+    project, module, workspace = one_module
+    fake_llm.script(code_answer("STANDIN-BUSY 600\ndef test_never():\n    pass\n"))
+    with pytest.raises(ModuleError) as raised:
+        generate_with_openhands(_setup(fake_llm, standin_image, idle_s=3, timeout_s=6), project, module,
+                                FileCoverage(), workspace, round_no=1, timeout=300)
+    assert raised.value.info.type == "timeout" and "did not finish within 6s" in raised.value.info.message
+    assert openhands_containers(str(tmp_path)) == []
+
+
+@pytest.mark.docker
+def test_a_rejected_key_is_an_authentication_error(standin_image, one_module, fake_llm, tmp_path):
+    from tasks.models import FileCoverage, ModuleError
+    from tasks.openhands import generate_with_openhands
+
+    project, module, workspace = one_module
+    fake_llm.script(unauthorized(echo_key=True))
+    with pytest.raises(ModuleError) as raised:
+        generate_with_openhands(_setup(fake_llm, standin_image), project, module, FileCoverage(), workspace,
+                                round_no=1, timeout=120)
+    assert raised.value.info.type == "authentication", raised.value.info
+    assert API_KEY not in raised.value.info.message
+    assert openhands_containers(str(tmp_path)) == []
+
+
+@pytest.mark.docker
+def test_when_openhands_writes_no_tests_pynguin_steps_in(prefect_api, standin_env, example, fake_llm):
+    from flows.spec_to_production import spec_to_production
+
+    fake_llm.script(prose())
+    report = spec_to_production(target=str(example), modules=["shop/inventory.py"], generator="openhands",
+                                models="m/one", llm_base_url=fake_llm.base_url, timeout=120, max_iterations=1)
+    module = report.modules[0]
+    assert module.generator == "pynguin" and module.success, module
+    assert [(a.model, a.outcome) for a in module.metadata.attempts] == [("openai/m/one", "invalid_response")]
+    assert any(i.rule == "llm-fallback" for i in module.validation.issues)
