@@ -15,7 +15,7 @@ from pydantic import Field
 
 from tasks.conclude import conclude
 from tasks.generate import ModuleJob, generate_module, measure_only
-from tasks.ledger import load_ledger, module_fingerprint, save_ledger, tests_fingerprint
+from tasks.ledger import module_fingerprint, tests_fingerprint
 from tasks.llm_config import resolve_llm_config
 from tasks.llm_session import close_session, open_session
 from tasks.measure import measure_coverage
@@ -58,7 +58,6 @@ def spec_to_production(
                                     plan.workspace / "baseline", timeout=max(plan.options.timeout, 600))
         logger.info("baseline: line %.1f%%, branch %.1f%% over %d modules",
                     baseline.coverage.totals.line, baseline.coverage.totals.branch, len(plan.project.modules))
-        ledger = load_ledger(plan.project.target)
         tests = tests_fingerprint(plan.project.test_paths)
         fingerprints = {m.path: module_fingerprint(m, tests, plan.fingerprint_settings()) for m in plan.project.modules}
         jobs = [ModuleJob(
@@ -67,7 +66,7 @@ def spec_to_production(
             generator=plan.generator, coverage_target=options.coverage_target, max_iterations=options.max_iterations,
             reruns=options.reruns, timeout=options.timeout, sandbox=plan.sandbox,
             workspace=plan.workspace / m.path.replace("/", "__"),
-            unchanged=plan.generator != "none" and ledger.get(m.path) == fingerprints[m.path], run_id=plan.run_id,
+            fingerprint=fingerprints[m.path], run_id=plan.run_id,
         ) for m in plan.project.modules]
         progress = Progress(len(jobs))
         if plan.generator == "none":
@@ -93,13 +92,11 @@ def spec_to_production(
                     for m, r in zip(plan.project.modules, results) if r.accepted_source]
         written = write_tests(plan.project, plan.out, requests) if requests else []
         final = baseline
-        if any(w.path for w in written):
+        if any(w.changed for w in written):
             final = measure_coverage(plan.sandbox, plan.project, plan.test_paths(),
                                      plan.workspace / "final", timeout=max(plan.options.timeout, 600))
         report = conclude(quote(plan), quote(baseline), quote(final), quote(results), quote(written), started_at,
                           time.monotonic() - started)
-        if plan.generator != "none":
-            save_ledger(plan.project.target, ledger, fingerprints, report.modules)
         return publish_report(quote(report), plan.report)
     finally:
         close_session(plan.run_id)

@@ -40,7 +40,7 @@ def conclude(plan: Plan, baseline: Measurement, final: Measurement, results: lis
             _review(result, by_module[result.module], final, plan)
         if result.success and result.module in final.coverage.files:
             result.coverage = final.coverage.files[result.module].percentages()
-            if result.module in by_module:
+            if result.module in by_module and result.status != "skipped":
                 result.status = result.coverage_status(plan.options.coverage_target)
     paths = [m.path for m in plan.project.modules]
     return Report(

@@ -11,6 +11,7 @@ from prefect.logging import get_logger
 from pydantic import BaseModel, Field
 
 from tasks.filtering import Covered, filter_tests
+from tasks.ledger import finished_result, record_finished
 from tasks.review import NeedsReview, publish_review
 from tasks.rounds import ROUNDS, Round, covered_as_file, pynguin_round
 from tasks.models import (
@@ -38,7 +39,7 @@ class ModuleJob(BaseModel):
     timeout: float
     sandbox: SandboxConfig
     workspace: Path
-    unchanged: bool = Field(default=False, description="source, tests and settings as at its last successful run")
+    fingerprint: str = Field(default="", description="its source, the project's tests and the settings")
     run_id: str = Field(default="", description="finds the run's LLM session")
 
 
@@ -105,8 +106,10 @@ def process_module(job: ModuleJob) -> ModuleResult:
         if job.baseline is None:
             raise ModuleError("sandbox", f"its baseline coverage could not be measured: {job.baseline_problem}")
         result.coverage_before = result.coverage = job.baseline.percentages()
-        if job.unchanged:
-            result.status = "skipped"
+        finished = finished_result(job.fingerprint) if job.generator != "none" else None
+        if finished:
+            # Its tests are written again (a no-op when they are there): a killed run never wrote them.
+            result.status, result.accepted_source = "skipped", finished.accepted_source
             result.validation.issues.append(Issue(level="INFO", rule="unchanged",
                                                   message="unchanged since its last successful run: not generated again"))
         elif job.generator != "none":
@@ -115,6 +118,7 @@ def process_module(job: ModuleJob) -> ModuleResult:
             if builder.body:
                 result.accepted_source = builder.render()
             result.status = result.coverage_status(job.coverage_target)
+            record_finished(job.fingerprint, result)
         else:
             result.status = result.coverage_status(job.coverage_target)
     except NeedsReview as exc:

@@ -68,6 +68,7 @@ class TestFileBuilder:
     header: list[str] = field(default_factory=list)
     body: list[str] = field(default_factory=list)
     names: set[str] = field(default_factory=set)
+    bodies: set[str] = field(default_factory=set)
     bindings: dict[str, str] = field(default_factory=dict)  # header name -> what it is bound to
 
     def add(self, source: str, kept: set[str]) -> None:
@@ -78,12 +79,12 @@ class TestFileBuilder:
             text = "\n".join(lines[first - 1:last])
             if _is_test_function(node):
                 if node.name in kept:
-                    self.body.append(self._renamed(text, node.name, "def"))
+                    self._append(text, node.name, "def")
             elif _is_test_class(node):
                 methods = [m for m in node.body if _is_test_function(m)]
                 dropped = [m for m in methods if f"{node.name}.{m.name}" not in kept]
                 if len(dropped) < len(methods):
-                    self.body.append(self._renamed(_without(lines, first, last, dropped), node.name, "class"))
+                    self._append(_without(lines, first, last, dropped), node.name, "class")
             else:
                 for name, (bound, _) in _bindings(node, text).items():
                     self.bindings.setdefault(name, bound)
@@ -111,13 +112,18 @@ class TestFileBuilder:
                     used.add(renames[name])
         return _rename_identifiers(source, renames) if renames else source
 
-    def _renamed(self, text: str, name: str, keyword: str) -> str:
+    def _append(self, text: str, name: str, keyword: str) -> None:
+        """Add a test under a free name; the same test body twice (a file written again) once."""
+        body = text.replace(f"{keyword} {name}", f"{keyword} _", 1)
+        if body in self.bodies:
+            return
+        self.bodies.add(body)
         new, n = name, 1
         while new in self.names:
             n += 1
             new = f"{name}_{n}"
         self.names.add(new)
-        return text if new == name else text.replace(f"{keyword} {name}", f"{keyword} {new}", 1)
+        self.body.append(text if new == name else text.replace(f"{keyword} {name}", f"{keyword} {new}", 1))
 
     def count(self) -> int:
         return len(test_names(self.render())) if self.body else 0

@@ -23,6 +23,7 @@ class Written(BaseModel):
     module: str
     path: Path | None = None
     refused: str | None = None
+    changed: bool = False
 
 
 def is_covsweep_file(path: Path) -> bool:
@@ -99,9 +100,11 @@ def write_tests(project: Project, out: Path, requests: list[WriteRequest]) -> li
                                    refused=f"{path} exists and was not written by covsweep"))
             continue
         out.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".py.covsweep-tmp")
         earlier = path.read_text() if path.exists() else None
-        tmp.write_text(render(request.module, request.source, out, project, earlier))
-        os.replace(tmp, path)
-        written.append(Written(module=request.module.path, path=path))
+        text = render(request.module, request.source, out, project, earlier)
+        if text != earlier:
+            tmp = path.with_suffix(".py.covsweep-tmp")
+            tmp.write_text(text)
+            os.replace(tmp, path)
+        written.append(Written(module=request.module.path, path=path, changed=text != earlier))
     return written

@@ -179,6 +179,13 @@ def test_an_unchanged_module_is_not_generated_again(prefect_api, example):
     assert again.modules[0].status == "skipped" and again.modules[0].tests.proposed == 0
     assert [p.read_bytes() for p in generated] == contents
 
+    # A run killed before it wrote anything: the next one writes what the finished module kept.
+    for path in generated:
+        path.unlink()
+    resumed = spec_to_production(**params)
+    assert resumed.modules[0].status == "skipped"
+    assert [p.read_bytes() for p in generated] == contents
+
     cart = example / "src" / "shop" / "cart.py"
     cart.write_text(cart.read_text() + "\n\ndef empty(cart):\n    return cart.count() == 0\n")
     changed = spec_to_production(**params)

@@ -221,3 +221,15 @@ def test_modules_whose_names_flatten_alike_keep_their_own_files(tmp_path):
     result = run_pytest("python -m pytest", target)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 passed" in result.stdout
+
+
+def test_writing_the_same_tests_again_changes_nothing(src_target):
+    project = discover.fn(src_target)
+    out = project.target / "tests" / "generated"
+    (first,) = write_tests.fn(project, out, [request(project, "tinyshop/money.py", MONEY_TEST)])
+    before = first.path.read_bytes()
+
+    (again,) = write_tests.fn(project, out, [request(project, "tinyshop/money.py", MONEY_TEST)])
+
+    assert first.changed and not again.changed
+    assert again.path.read_bytes() == before
