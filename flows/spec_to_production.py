@@ -14,12 +14,9 @@ from prefect.utilities.annotations import quote
 from pydantic import Field
 
 from tasks.conclude import conclude
-from tasks.generate import ModuleJob, generate_module, measure_only
-from tasks.ledger import module_fingerprint, tests_fingerprint
-from tasks.llm_config import resolve_llm_config
-from tasks.llm_session import close_session, open_session
+from tasks.generate import generate_module, measure_only, module_jobs
+from tasks.llm_session import close_session, open_run_session
 from tasks.measure import measure_coverage
-from tasks.metrics import rank_models
 from tasks.plan import RunOptions, plan_run
 from tasks.report import Progress, now, publish_report
 from tasks.write import WriteRequest, write_tests
@@ -48,26 +45,14 @@ def spec_to_production(
     plan = plan_run(options, run_id=str(flow_run.get_id() or "") or None)
     logger = get_run_logger()
     if plan.generator == "llm":
-        # One pooled HTTP client, breakers and spend for all modules; the key stays out of every parameter.
-        llm = resolve_llm_config(models=options.models, llm_base_url=options.llm_base_url, budget_usd=options.budget_usd)
-        if llm.sources.get("models") in ("block", "default"):
-            llm = llm.model_copy(update={"models": rank_models(llm.models)})  # nobody chose an order: scores do
-        open_session(plan.run_id, llm)
+        # One pooled HTTP client, breakers and spend for all modules of this run.
+        open_run_session(plan.run_id, options.models, options.llm_base_url, options.budget_usd)
     try:
         baseline = measure_coverage(plan.sandbox, plan.project, plan.test_paths(),
                                     plan.workspace / "baseline", timeout=max(plan.options.timeout, 600))
         logger.info("baseline: line %.1f%%, branch %.1f%% over %d modules",
                     baseline.coverage.totals.line, baseline.coverage.totals.branch, len(plan.project.modules))
-        tests = tests_fingerprint(plan.project.test_paths)
-        fingerprints = {m.path: module_fingerprint(m, tests, plan.fingerprint_settings()) for m in plan.project.modules}
-        jobs = [ModuleJob(
-            project=plan.project, module=m, baseline=baseline.coverage.files.get(m.path),
-            baseline_problem=baseline.problem(),
-            generator=plan.generator, coverage_target=options.coverage_target, max_iterations=options.max_iterations,
-            reruns=options.reruns, timeout=options.timeout, sandbox=plan.sandbox,
-            workspace=plan.workspace / m.path.replace("/", "__"),
-            fingerprint=fingerprints[m.path], run_id=plan.run_id,
-        ) for m in plan.project.modules]
+        jobs = module_jobs(quote(plan), quote(baseline))
         progress = Progress(len(jobs))
         if plan.generator == "none":
             results = measure_only(quote(jobs))

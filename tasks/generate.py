@@ -11,12 +11,14 @@ from prefect.logging import get_logger
 from pydantic import BaseModel, Field
 
 from tasks.filtering import Covered, filter_tests
-from tasks.ledger import finished_result, record_finished
+from tasks.ledger import finished_result, module_fingerprint, record_finished, tests_fingerprint
+from tasks.measure import Measurement
 from tasks.review import NeedsReview, publish_review
 from tasks.rounds import ROUNDS, Round, covered_as_file, pynguin_round
 from tasks.models import (
     FileCoverage, GeneratorName, Issue, Module, ModuleError, ModuleResult, Project, SandboxConfig, TestCounts,
 )
+from tasks.plan import Plan
 from tasks.probe import probe_import
 from tasks.sandbox import prepare_workspace
 from tasks.testfile import TestFileBuilder
@@ -143,3 +145,17 @@ def generate_module(job: ModuleJob) -> ModuleResult:
 def measure_only(jobs: list[ModuleJob]) -> list[ModuleResult]:
     """`--generator none`: every module's result from the baseline, in one task run, not hundreds."""
     return [process_module(job) for job in jobs]
+
+
+@task(name="module-jobs")
+def module_jobs(plan: Plan, baseline: Measurement) -> list[ModuleJob]:
+    """One job per module, with the fingerprint that tells an unchanged module from a changed one."""
+    tests = tests_fingerprint(plan.project.test_paths)
+    options = plan.options
+    return [ModuleJob(
+        project=plan.project, module=m, baseline=baseline.coverage.files.get(m.path),
+        baseline_problem=baseline.problem(), generator=plan.generator, coverage_target=options.coverage_target,
+        max_iterations=options.max_iterations, reruns=options.reruns, timeout=options.timeout,
+        sandbox=plan.sandbox, workspace=plan.workspace / m.path.replace("/", "__"),
+        fingerprint=module_fingerprint(m, tests, plan.fingerprint_settings()), run_id=plan.run_id,
+    ) for m in plan.project.modules]

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import threading
 
+from prefect import task
+
 from tasks.circuit_breaker import Breakers
 from tasks.llm_client import LLMClient
-from tasks.llm_config import LLMConfig
+from tasks.llm_config import LLMConfig, resolve_llm_config
 from tasks.llm_spend import Spend
+from tasks.metrics import rank_models
 
 
 class LLMSession:
@@ -59,3 +62,13 @@ def close_session(run_id: str) -> None:
         session = _sessions.pop(run_id, None)
     if session is not None:
         session.close()
+
+
+@task(name="open-llm-session")
+def open_run_session(run_id: str, models: str | None, llm_base_url: str | None, budget_usd: float | None) -> None:
+    """The run's session; a chain nobody ordered (block or default) is ordered by stored scores.
+    The key is resolved here, never passed as a parameter."""
+    config = resolve_llm_config(models=models, llm_base_url=llm_base_url, budget_usd=budget_usd)
+    if config.sources.get("models") in ("block", "default"):
+        config = config.model_copy(update={"models": rank_models.fn(config.models)})
+    open_session(run_id, config)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
 
 from prefect import task
 from prefect.logging import get_logger
