@@ -35,7 +35,7 @@ test: image
 	$(PY) -m pytest tests
 
 bench: image
-	$(PY) bench/run.py
+	$(PY) bench/run.py && $(PY) bench/llm.py
 
 # covsweep as a service: a server with its UI, the deployments of prefect.yaml, a worker to run them.
 server: install

@@ -269,6 +269,10 @@ def in_flight(arrivals: list[float], hold_s: float, start: float | None, end: fl
     return {"max": peak, "mean_over_module_phase": mean}
 
 
+def never_began(run: dict) -> bool:
+    return run["exit_code"] != 0 and not run["timed_out"] and run["at_s"]["flow_begins"] is None
+
+
 def run_one(concurrency: int, project: Path, fake: FakeLLM, args, prefect_home: Path, sampler: HostSampler,
             timeout: float, hold_s: float) -> dict:
     report = project.parent / f"report-c{concurrency}.json"
@@ -277,9 +281,11 @@ def run_one(concurrency: int, project: Path, fake: FakeLLM, args, prefect_home: 
                "--coverage-target", str(args.coverage_target), "--sandbox", args.sandbox,
                "--report", str(report)]
     env = _child_env(prefect_home) | {"COVSWEEP_LLM_API_KEY": API_KEY}
+    # Prefect's default of 20 s for the ephemeral server to come up is too short on a loaded host.
+    env.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
     for name in ("COVSWEEP_MODELS", "COVSWEEP_LLM_BASE_URL", "OPENROUTER_API_KEY"):
         env.pop(name, None)
-    requests_before = len(fake.requests)
+    requests_before, unscripted_before = len(fake.requests), fake.unscripted
     load_before = [round(x, 2) for x in os.getloadavg()]
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
@@ -318,7 +324,7 @@ def run_one(concurrency: int, project: Path, fake: FakeLLM, args, prefect_home: 
                                           if progress and at["baseline_done"] is not None else None),
         "phases_s": spans, "at_s": at,
         "progress": progress,
-        "llm": {"requests": len(requests), "unscripted": fake.unscripted,
+        "llm": {"requests": len(requests), "unscripted": fake.unscripted - unscripted_before,
                 "first_request_after_baseline_s": (round(min(arrivals) - at["baseline_done"], 3)
                                                    if arrivals and at["baseline_done"] is not None else None),
                 "in_flight": in_flight(arrivals, hold_s, at["baseline_done"], at["last_module"]),
@@ -417,6 +423,17 @@ def main(argv: list[str] | None = None) -> int:
                 reply = Reply(body=answering, headers={"Content-Type": "application/json"}, delay_s=args.delay)
                 fake.script(*[reply] * (args.modules * 8))
                 run = run_one(concurrency, project, fake, args, prefect_home, sampler, remaining, args.delay)
+                if never_began(run) and deadline - time.monotonic() > 60:
+                    # The ephemeral Prefect server did not come up (a loaded host): once more, on a fresh copy.
+                    print(f"  C={concurrency}: the flow never began (exit {run['exit_code']}); trying once more",
+                          flush=True)
+                    project = generate(scratch / f"project-c{concurrency}-retry", args.modules)
+                    fake.script(*[reply] * (args.modules * 8))
+                    failed = run
+                    run = run_one(concurrency, project, fake, args, prefect_home, sampler,
+                                  deadline - time.monotonic(), args.delay)
+                    run["first_attempt"] = {"exit_code": failed["exit_code"], "seconds": failed["seconds"],
+                                            "output_tail": failed.get("output_tail", [])[-10:]}
                 runs.append(run)
                 per_module = (run.get("report") or {}).get("per_module_s") or {}
                 sandbox = per_module.get("sandbox_start") or {}

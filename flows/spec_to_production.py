@@ -44,7 +44,7 @@ def spec_to_production(
     options = RunOptions(**{k: v for k, v in locals().items() if k in RunOptions.model_fields})
     plan = plan_run(options, run_id=str(flow_run.get_id() or "") or None)
     logger = get_run_logger()
-    if plan.generator == "llm":
+    if plan.generator in ("llm", "openhands"):
         # One pooled HTTP client, breakers and spend for all modules of this run.
         open_run_session(plan.run_id, options.models, options.llm_base_url, options.budget_usd)
     try:

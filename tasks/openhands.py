@@ -24,8 +24,8 @@ from pydantic import BaseModel, SecretStr
 from covsweep.settings import Settings
 from tasks.discover import _is_test_file
 from tasks.image import image_exists
-from tasks.llm_config import LLMConfig, resolve_llm_config
-from tasks.llm_session import get_session
+from tasks.llm_config import LLMConfig
+from tasks.llm_session import get_session, open_run_session
 from tasks.models import FileCoverage, InputError, Module, ModuleError, Project
 from tasks.prompt import describe_missing, missing
 from tasks.sandbox import docker_client, prepare_workspace
@@ -82,13 +82,14 @@ class OpenHandsSetup(BaseModel):
 
 
 def run_llm_config(run_id: str) -> LLMConfig:
-    """The run's LLM settings: its session's when the flow opened one, else resolved from the
-    flow run's parameters as the flow resolves them."""
+    """The run's LLM settings, from its session; the flow opens one for `llm` runs only, so the
+    first module of another run opens it from the flow run's parameters (the flow closes it)."""
     try:
         return get_session(run_id).config
     except LookupError:
         params = flow_run.parameters or {}
-        return resolve_llm_config(models=params.get("models"), llm_base_url=params.get("llm_base_url"))
+        open_run_session.fn(run_id, params.get("models"), params.get("llm_base_url"), params.get("budget_usd"))
+        return get_session(run_id).config
 
 
 # -- the scratch copy -----------------------------------------------------------------------------

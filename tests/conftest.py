@@ -9,7 +9,7 @@ from pathlib import Path
 import docker
 import pytest
 
-pytest_plugins = ["tests.fake_llm"]  # the scripted LLM server's fixtures, for every test module
+pytest_plugins = ["tests.fake_llm", "tests.service_fixtures"]  # the scripted LLM server, the Prefect service
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "shop"

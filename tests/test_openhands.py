@@ -12,7 +12,7 @@ import docker
 import pytest
 from pydantic import SecretStr
 
-from tests.fake_llm import API_KEY, answer, code_answer, fake_llm, prose, unauthorized  # noqa: F401
+from tests.fake_llm import API_KEY, answer, code_answer, prose, unauthorized
 from tests.helpers import snapshot
 
 STANDIN = Path(__file__).resolve().parent.parent / "deployments" / "openhands-standin"
@@ -86,6 +86,8 @@ def test_the_setup_comes_from_the_environment_and_the_llm_chain(monkeypatch):
     from tasks.llm_config import LLMConfig
     from tasks.openhands import OpenHandsSetup
 
+    for name in ("OPENHANDS_IMAGE", "OPENHANDS_MODEL", "OPENHANDS_TIMEOUT"):
+        monkeypatch.delenv(name, raising=False)
     llm = LLMConfig(api_key=SecretStr(API_KEY), models=["deepseek/deepseek-chat-v3.1:free", "b/c"])
     setup = OpenHandsSetup.resolve(load(), llm)
     assert setup.model == "openrouter/deepseek/deepseek-chat-v3.1:free"
@@ -95,6 +97,20 @@ def test_the_setup_comes_from_the_environment_and_the_llm_chain(monkeypatch):
     setup = OpenHandsSetup.resolve(load(), llm)
     assert (setup.image, setup.model, setup.timeout_s) == ("my/openhands:1", "openrouter/qwen/qwen3-coder", 42.0)
     assert API_KEY not in repr(setup) + setup.model_dump_json()
+
+
+@pytest.mark.parametrize("output, exit_code, expected", [
+    ("step 1\nlitellm.AuthenticationError: AuthenticationError: OpenrouterException - No auth", 1, "authentication"),
+    ("litellm.RateLimitError: RateLimitError: free-models-per-min\nAgentState.ERROR", 0, "rate_limit"),
+    ("litellm.APIConnectionError: Connection refused", 1, "connection"),
+    ("Traceback (most recent call last):\nKeyError: 'x'", 1, "sandbox"),
+    ("AgentState.FINISHED", 0, "invalid_response"),
+])
+def test_a_run_without_tests_says_why(output, exit_code, expected):
+    from tasks.openhands import ContainerRun, failure
+
+    error = failure(ContainerRun(exit_code=exit_code, output=output), _setup(None, "unused"), 60)
+    assert error.info.type == expected, error.info
 
 
 def test_openhands_needs_an_api_key():
@@ -176,7 +192,8 @@ def one_module(example, tmp_path):
 def _setup(fake, image, **kw):
     from tasks.openhands import OpenHandsSetup
 
-    return OpenHandsSetup(image=image, runtime_image="unused", model="openai/m/one", base_url=fake.base_url,
+    return OpenHandsSetup(image=image, runtime_image="unused", model="openai/m/one",
+                          base_url=fake.base_url if fake else "http://127.0.0.1:9/v1",
                           api_key=SecretStr(API_KEY), network="host", **kw)
 
 
@@ -191,7 +208,7 @@ def test_openhands_tests_are_filtered_and_kept(prefect_api, standin_env, example
                                 models="m/one", llm_base_url=fake_llm.base_url, timeout=120)
 
     module = report.modules[0]
-    assert module.status == "reached_target" and module.generator == "openhands", module
+    assert module.status == "reached_target" and module.generator == "openhands", (module.validation, module.metadata)
     assert module.model_used == "openai/m/one"
     assert [(a.model, a.outcome) for a in module.metadata.attempts] == [("openai/m/one", "ok")]
     # Two files merged into one candidate, filtered test by test: the wrong one is dropped.

@@ -4,115 +4,16 @@ and the `covsweep submit/status/results/queue` commands a user types against the
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.conftest import REPO
 from tests.helpers import run_cli
+from tests.service_fixtures import Service, api, deploy, free_port, submit, wait_for_report
 
 pytestmark = pytest.mark.docker
 
-PREFECT = str(Path(sys.executable).with_name("prefect"))
 DEPLOYMENTS = {"spec-to-production/default", "spec-to-production/docker", "coverage-sweep/nightly"}
-
-
-@dataclass
-class Service:
-    url: str
-    env: dict[str, str]
-    home: Path
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    # A session of its own: the teardown signals it and its children, nothing else.
-    return subprocess.Popen(args, env=env, cwd=REPO, stdout=log.open("w"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-def _wait_healthy(url: str, server: subprocess.Popen, log: Path, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert server.poll() is None, f"prefect server exited:\n{log.read_text()[-3000:]}"
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"prefect server not healthy after {timeout}s:\n{log.read_text()[-3000:]}")
-
-
-def deploy(service: Service) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "deployments/deploy.py"], cwd=REPO, env=service.env,
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
-
-
-@pytest.fixture(scope="module")
-def service(tmp_path_factory, sandbox_image) -> Iterator[Service]:
-    """One server, deployed once, and one process worker polling every second, for the whole module."""
-    home = tmp_path_factory.mktemp("prefect-home")
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}/api"
-    # Nothing of the user's Prefect or covsweep service configuration leaks in.
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("PREFECT_") and k not in ("COVSWEEP_SWEEP_TARGETS", "COVSWEEP_RESULTS_DIR")}
-    env.update(PREFECT_HOME=str(home), PREFECT_API_URL=url, PREFECT_SERVER_ANALYTICS_ENABLED="false",
-               PREFECT_WORKER_QUERY_SECONDS="1", COVSWEEP_RESULTS_DIR=str(home / "results"))
-    server_env = {k: v for k, v in env.items() if k != "PREFECT_API_URL"}
-    server = _start([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port), "--no-ui"],
-                    server_env, home / "server.log")
-    worker = None
-    try:
-        _wait_healthy(url, server, home / "server.log")
-        svc = Service(url=url, env=env, home=home)
-        deploy(svc)
-        worker = _start([PREFECT, "worker", "start", "--pool", "covsweep", "--name", "covsweep-test"],
-                        env, home / "worker.log")
-        yield svc
-    finally:
-        if worker is not None:
-            _stop(worker)
-        _stop(server)
-
-
-@contextmanager
-def api(service: Service):
-    from prefect.client.orchestration import get_client
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    with temporary_settings({PREFECT_API_URL: service.url}):
-        with get_client(sync_client=True) as client:
-            yield client
 
 
 def server_objects(service: Service) -> dict:
@@ -138,23 +39,6 @@ def assert_one_error_line(result, fragment: str, status: int = 2) -> str:
     assert len(lines) == 1, result.stderr
     assert fragment in lines[0], lines[0]
     return lines[0]
-
-
-def submit(service: Service, target: Path, *args: str) -> str:
-    started = time.monotonic()
-    result = run_cli("submit", str(target), "--generator", "none", "--timeout", "120", *args, env=service.env)
-    elapsed = time.monotonic() - started
-    assert result.returncode == 0, result.stderr
-    run_id = result.stdout.strip()
-    uuid.UUID(run_id)  # stdout is the id alone, for RUN=$(covsweep submit ...)
-    assert elapsed < 30, f"submit took {elapsed:.1f}s"
-    return run_id
-
-
-def wait_for_report(service: Service, run_id: str) -> dict:
-    result = run_cli("results", run_id, "--wait", "--timeout", "300", "--poll", "1", env=service.env)
-    assert result.returncode == 0, result.stderr + (service.home / "worker.log").read_text()[-4000:]
-    return json.loads(result.stdout)
 
 
 def test_deploy_is_idempotent(service):
@@ -236,5 +120,5 @@ def test_results_of_unknown_or_malformed_ids(service):
 
 
 def test_no_server_is_one_line(service):
-    env = {**service.env, "PREFECT_API_URL": f"http://127.0.0.1:{_free_port()}/api"}
+    env = {**service.env, "PREFECT_API_URL": f"http://127.0.0.1:{free_port()}/api"}
     assert_one_error_line(run_cli("results", str(uuid.uuid4()), env=env), "not reachable")

@@ -2,7 +2,7 @@
 
 Asks LLM_BASE_URL's chat-completions endpoint once, with the task as the user message, and
 writes each fenced code block of the answer as a test file into the SANDBOX_VOLUMES folder:
-the first at the /workspace/... path the task names, the others next to it. An answer
+the first at the /workspace/.../test_*.py path the task names, the others next to it. An answer
 containing `STANDIN-SILENT <seconds>` makes it sleep that long without printing anything,
 `STANDIN-BUSY <seconds>` print a line every half second that long.
 Errors are printed the way LiteLLM prints them inside OpenHands."""
@@ -21,7 +21,7 @@ import urllib.request
 from pathlib import Path
 
 FENCE = re.compile(r"```[\w+.-]*[^\n]*\n(.*?)^```", re.M | re.S)
-TASK_PATH = re.compile(r"/workspace/(\S+?\.py)\b")
+TASK_PATH = re.compile(r"/workspace/(\S*test_[^/\s]*?\.py)\b")
 SILENT = re.compile(r"STANDIN-SILENT (\d+)")
 BUSY = re.compile(r"STANDIN-BUSY (\d+)")
 # LiteLLM strips its routing prefix before it calls an OpenAI-compatible endpoint.

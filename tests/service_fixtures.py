@@ -1,0 +1,159 @@
+"""covsweep as a service, for the tests that need one: a real `prefect server start` in a PREFECT_HOME
+of its own, `deployments/deploy.py` run against it, and a real process worker. conftest.py registers
+this module's fixtures; tests import its helpers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import REPO
+from tests.helpers import run_cli
+
+PREFECT = str(Path(sys.executable).with_name("prefect"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    # A session of its own: stopping it signals it and its children, nothing else. Appending keeps
+    # the log of an earlier start of the same process.
+    with log.open("a") as out:
+        return subprocess.Popen(args, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+
+def stop(proc: subprocess.Popen | None) -> None:
+    if proc is not None and proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@dataclass
+class Service:
+    url: str
+    env: dict[str, str]
+    home: Path
+    port: int
+    server: subprocess.Popen | None = None
+    worker: subprocess.Popen | None = None
+
+    @property
+    def server_log(self) -> Path:
+        return self.home / "server.log"
+
+    @property
+    def worker_log(self) -> Path:
+        return self.home / "worker.log"
+
+    def start_server(self, timeout: float = 120) -> None:
+        """On the same port and PREFECT_HOME (so the same database) every time."""
+        env = {k: v for k, v in self.env.items() if k != "PREFECT_API_URL"}
+        self.server = _start([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(self.port), "--no-ui"],
+                             env, self.server_log)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.server.poll() is None, f"prefect server exited:\n{self.server_log.read_text()[-3000:]}"
+            try:
+                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise AssertionError(f"prefect server not healthy after {timeout}s:\n{self.server_log.read_text()[-3000:]}")
+
+    def stop_server(self) -> None:
+        stop(self.server)
+        self.server = None
+
+    def start_worker(self, name: str = "covsweep-test") -> subprocess.Popen:
+        self.worker = _start([PREFECT, "worker", "start", "--pool", "covsweep", "--name", name],
+                             self.env, self.worker_log)
+        return self.worker
+
+    def stop_worker(self) -> None:
+        stop(self.worker)
+        self.worker = None
+
+
+def deploy(service: Service) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "deployments/deploy.py"], cwd=REPO, env=service.env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+@pytest.fixture(scope="module")
+def service_env() -> dict[str, str]:
+    """More environment for the service of one test module: override this fixture there to set some."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory, sandbox_image, service_env) -> Iterator[Service]:
+    """One server, deployed once, and one process worker polling every second, for the whole module."""
+    home = tmp_path_factory.mktemp("prefect-home")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/api"
+    # Nothing of the user's Prefect or covsweep service configuration leaks in.
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("PREFECT_") and k not in ("COVSWEEP_SWEEP_TARGETS", "COVSWEEP_RESULTS_DIR")}
+    env.update(PREFECT_HOME=str(home), PREFECT_API_URL=url, PREFECT_SERVER_ANALYTICS_ENABLED="false",
+               PREFECT_WORKER_QUERY_SECONDS="1", COVSWEEP_RESULTS_DIR=str(home / "results"), **service_env)
+    svc = Service(url=url, env=env, home=home, port=port)
+    try:
+        svc.start_server()
+        deploy(svc)
+        svc.start_worker()
+        yield svc
+    finally:
+        svc.stop_worker()
+        svc.stop_server()
+
+
+@contextmanager
+def api(service: Service):
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: service.url}):
+        with get_client(sync_client=True) as client:
+            yield client
+
+
+def submit(service: Service, target: Path, *args: str) -> str:
+    started = time.monotonic()
+    result = run_cli("submit", str(target), "--generator", "none", "--timeout", "120", *args, env=service.env)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    run_id = result.stdout.strip()
+    uuid.UUID(run_id)  # stdout is the id alone, for RUN=$(covsweep submit ...)
+    assert elapsed < 30, f"submit took {elapsed:.1f}s"
+    return run_id
+
+
+def wait_for_report(service: Service, run_id: str, timeout: float = 300) -> dict:
+    result = run_cli("results", run_id, "--wait", "--timeout", str(timeout), "--poll", "1", env=service.env)
+    assert result.returncode == 0, result.stderr + service.worker_log.read_text()[-4000:]
+    return json.loads(result.stdout)
