@@ -10,6 +10,8 @@ import time
 from typing import Callable
 
 from prefect.exceptions import MissingContextError
+from prefect.concurrency.sync import rate_limit
+from prefect.context import TaskRunContext
 from prefect.logging import get_logger, get_run_logger
 from pydantic import BaseModel, Field
 
@@ -20,6 +22,8 @@ from tasks.models import Attempt, ErrorType, FileCoverage, Module, ModuleError, 
 from tasks.prompt import corrective_message, initial_messages, refinement_message
 
 TRANSIENT = {"connection", "timeout", "server"}
+# `prefect gcl create covsweep-llm-requests --limit 5 --slot-decay-per-second 1` caps requests/second.
+REQUEST_RATE_LIMIT = "covsweep-llm-requests"
 # The report's error types: a 5xx is the service not being available, like a refused connection.
 REPORTED: dict[str, ErrorType] = {"server": "connection"}
 
@@ -91,6 +95,13 @@ def _logger() -> logging.Logger | logging.LoggerAdapter:
         return get_logger("covsweep.llm")
 
 
+def pace_requests() -> None:
+    """Wait for a slot of the global concurrency limit REQUEST_RATE_LIMIT when one is configured
+    on the Prefect server (with slot decay: requests per second across every run and worker)."""
+    if TaskRunContext.get() is not None:
+        rate_limit(REQUEST_RATE_LIMIT, strict=False)
+
+
 def _summary(failures: dict[str, LLMError]) -> str:
     return "; ".join(exc.message if exc.message.startswith(f"{model}: ") else f"{model}: {exc.message}"
                      for model, exc in failures.items())[:800]
@@ -131,6 +142,7 @@ def complete_with_fallback(session: LLMSession, messages: list[dict[str, str]], 
                 failures.setdefault(model, LLMError(breaker.last_error or "connection",
                                                     f"circuit breaker open after {breaker.last_error or 'failures'}"))
                 break
+            pace_requests()
             sent = time.monotonic()
             try:
                 completion = session.client.complete(model, conversation, timeout=remaining)

@@ -13,7 +13,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +48,31 @@ def stop(proc: subprocess.Popen | None) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def _group(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below pid, through any number of generations."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit():
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                children.setdefault(parent, []).append(int(entry.name))
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+    found, todo = [], [pid]
+    while todo:
+        below = children.get(todo.pop(), [])
+        found += below
+        todo += below
+    return found
 
 
 @dataclass
@@ -92,8 +117,19 @@ class Service:
                              self.env, self.worker_log)
         return self.worker
 
+    def flow_run_processes(self) -> list[int]:
+        """What the worker started for its flow runs: Prefect 3.8 gives each a session of its own."""
+        if self.worker is None or self.worker.poll() is not None:
+            return []
+        return [p for p in descendants(self.worker.pid) if _group(p) not in (None, self.worker.pid)]
+
     def stop_worker(self) -> None:
+        """The worker and the runs it started, which stopping its process group alone would leave running."""
+        runs = self.flow_run_processes()
         stop(self.worker)
+        for group in {g for g in map(_group, runs) if g is not None}:
+            with suppress(ProcessLookupError):  # ended meanwhile
+                os.killpg(group, signal.SIGKILL)
         self.worker = None
 
 

@@ -139,3 +139,26 @@ def test_stored_reports_feed_metrics_and_the_model_order(prefect_api, sandbox_im
 
     from tasks.metrics import rank_models
     assert rank_models.fn(["m/bad", "m/good"], days=1) == ["m/good", "m/bad"]
+
+
+def test_a_configured_global_rate_limit_paces_requests(prefect_api, sandbox_image, example, fake_llm, llm_env):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+
+    from tasks.llm_generate import REQUEST_RATE_LIMIT
+
+    with get_client(sync_client=True) as client:
+        client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(
+            name=REQUEST_RATE_LIMIT, limit=1, slot_decay_per_second=0.5))
+    try:
+        fake_llm.script(*[prose() for _ in range(4)])  # rejected answers: each module asks twice
+        spec_to_production(target=str(example), modules=["shop/money.py", "shop/cart.py"], generator="llm",
+                           models="m/one", llm_base_url=fake_llm.base_url, timeout=60, max_iterations=1,
+                           concurrency=2)
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_global_concurrency_limit_by_name(REQUEST_RATE_LIMIT)
+    times = sorted(r.at for r in fake_llm.requests)
+    assert len(times) == 4
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert min(gaps) >= 1.5, gaps  # one request per 2 s, across both modules
