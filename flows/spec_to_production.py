@@ -39,7 +39,24 @@ def spec_to_production(
     llm_base_url: str | None = None,
     budget_usd: Annotated[float, Field(ge=0)] | None = None,
 ):
-    """Raise the test coverage of the project at `target` with generated tests that pass reliably."""
+    """Raise the test coverage of the project at `target` with generated tests that pass reliably.
+
+    Args:
+        target: project directory (src/ or flat layout) or one .py file, as the worker sees it
+        modules: restrict to these module path globs, relative to the target
+        generator: auto (llm with an API key, else pynguin), llm, openhands, pynguin, or none (measure only)
+        coverage_target: per-module line coverage (percent) at which refinement stops
+        max_iterations: refinement rounds per module
+        reruns: a generated test is kept only if it passes this many runs in a row
+        out: where accepted tests are written; default TARGET/tests/generated
+        report: the JSON report; default TARGET/.covsweep/report.json
+        concurrency: modules processed at once
+        sandbox: docker, or local (subprocesses with resource limits, not isolated)
+        timeout: budget per module in seconds, all attempts together
+        models: LLM fallback chain A,B,C, first preferred; default: the block's, ordered by score
+        llm_base_url: any OpenAI-compatible endpoint
+        budget_usd: no new LLM request once the run has spent this much
+    """
     started_at, started = now(), time.monotonic()
     options = RunOptions(**{k: v for k, v in locals().items() if k in RunOptions.model_fields})
     plan = plan_run(options, run_id=str(flow_run.get_id() or "") or None)
