@@ -76,10 +76,15 @@ def _child_env(prefect_home: Path | None) -> dict[str, str]:
 
 
 def _stop(proc: subprocess.Popen) -> None:
-    """SIGTERM first (covsweep then removes its containers), SIGKILL if it does not go."""
+    """SIGTERM to covsweep alone first (it then removes its containers and stops its Prefect server;
+    SIGTERM to the whole group would kill that server under it, and covsweep would spend minutes
+    retrying API calls), SIGKILL to the whole group if it does not go."""
     for sig, grace in ((signal.SIGTERM, 60), (signal.SIGKILL, 10)):
         try:
-            os.killpg(proc.pid, sig)
+            if sig == signal.SIGTERM:
+                os.kill(proc.pid, sig)
+            else:
+                os.killpg(proc.pid, sig)
         except ProcessLookupError:
             return
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -259,6 +260,8 @@ COMMANDS = {"run": run, "submit": submit, "status": status, "results": results, 
 
 
 def main(argv: list[str] | None = None) -> None:
+    # Before Prefect is imported: its temporary server may need more than 20 s on a loaded machine.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "60")
     args = parser().parse_args(argv)
     try:
         sys.exit(COMMANDS[args.command](args))

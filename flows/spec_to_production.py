@@ -63,7 +63,7 @@ def spec_to_production(
     logger = get_run_logger()
     if plan.generator in ("llm", "openhands"):
         # One pooled HTTP client, breakers and spend for all modules of this run.
-        open_run_session(plan.run_id, options.models, options.llm_base_url, options.budget_usd)
+        open_run_session(plan.run_id, options.models, options.llm_base_url, options.budget_usd, options.concurrency)
     try:
         baseline = measure_coverage(plan.sandbox, plan.project, plan.test_paths(),
                                     plan.workspace / "baseline", timeout=max(plan.options.timeout, 600))

@@ -9,7 +9,8 @@ import random
 import time
 from typing import Callable
 
-from prefect.exceptions import MissingContextError
+from prefect.client.orchestration import get_client
+from prefect.exceptions import MissingContextError, ObjectNotFound
 from prefect.concurrency.sync import rate_limit
 from prefect.context import TaskRunContext
 from prefect.logging import get_logger, get_run_logger
@@ -95,10 +96,29 @@ def _logger() -> logging.Logger | logging.LoggerAdapter:
         return get_logger("covsweep.llm")
 
 
+_limit_checked: dict[str, tuple[float, bool]] = {}
+LIMIT_RECHECK_S = 60.0
+
+
+def _rate_limit_configured() -> bool:
+    """Asked of the server once a minute, not per request: a missing limit is the common case."""
+    checked = _limit_checked.get(REQUEST_RATE_LIMIT)
+    if checked and time.monotonic() - checked[0] < LIMIT_RECHECK_S:
+        return checked[1]
+    try:
+        with get_client(sync_client=True) as client:
+            client.read_global_concurrency_limit_by_name(REQUEST_RATE_LIMIT)
+        exists = True
+    except ObjectNotFound:
+        exists = False
+    _limit_checked[REQUEST_RATE_LIMIT] = (time.monotonic(), exists)
+    return exists
+
+
 def pace_requests() -> None:
     """Wait for a slot of the global concurrency limit REQUEST_RATE_LIMIT when one is configured
     on the Prefect server (with slot decay: requests per second across every run and worker)."""
-    if TaskRunContext.get() is not None:
+    if TaskRunContext.get() is not None and _rate_limit_configured():
         rate_limit(REQUEST_RATE_LIMIT, strict=False)
 
 

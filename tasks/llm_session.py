@@ -65,10 +65,12 @@ def close_session(run_id: str) -> None:
 
 
 @task(name="open-llm-session")
-def open_run_session(run_id: str, models: str | None, llm_base_url: str | None, budget_usd: float | None) -> None:
+def open_run_session(run_id: str, models: str | None, llm_base_url: str | None, budget_usd: float | None,
+                     concurrency: int = 4) -> None:
     """The run's session; a chain nobody ordered (block or default) is ordered by stored scores.
     The key is resolved here, never passed as a parameter."""
     config = resolve_llm_config(models=models, llm_base_url=llm_base_url, budget_usd=budget_usd)
     if config.sources.get("models") in ("block", "default"):
         config = config.model_copy(update={"models": rank_models.fn(config.models)})
-    open_session(run_id, config)
+    # A connection for every module thread: a request waiting for one would spend its own timeout.
+    open_session(run_id, config, max_connections=max(32, concurrency))

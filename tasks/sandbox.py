@@ -12,6 +12,7 @@ import resource
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -25,6 +26,11 @@ from tasks.models import InputError, SandboxConfig
 OUTPUT_LIMIT = 200_000
 CONTAINER_UID = 1000
 LABEL = "covsweep.sandbox"
+# Sandbox runs at once in this process, whatever --concurrency is: module threads spend most of
+# their time waiting on the LLM, but a sandbox run is CPU-bound (interpreter starts, pytest,
+# coverage), and more of them than cores only slow each other down (and trip per-test timeouts).
+# Two per core: a container start waits on dockerd as much as it computes.
+SLOTS = threading.BoundedSemaphore(2 * (os.cpu_count() or 1))
 
 
 class ExecResult(BaseModel):
@@ -63,7 +69,10 @@ def run(config: SandboxConfig, script: str, *, workspace: Path, read_only: list[
         timeout: float, env: dict[str, str] | None = None) -> ExecResult:
     """Run `sh -c script` with the workspace as working directory and kill it after `timeout` s."""
     runner = _run_docker if config.kind == "docker" else _run_local
-    return runner(config, script, workspace, read_only, timeout, dict(env or {}))
+    # `timeout` bounds the script, not the wait for a slot: a module's own deadline is checked
+    # between its rounds, and a 30 s import probe must not time out for waiting its turn.
+    with SLOTS:
+        return runner(config, script, workspace, read_only, timeout, dict(env or {}))
 
 
 def _run_docker(config, script, workspace, read_only, timeout, env) -> ExecResult:
