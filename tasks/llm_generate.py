@@ -96,29 +96,26 @@ def _logger() -> logging.Logger | logging.LoggerAdapter:
         return get_logger("covsweep.llm")
 
 
-_limit_checked: dict[str, tuple[float, bool]] = {}
-LIMIT_RECHECK_S = 60.0
+_limit_configured: dict[object, bool] = {}
 
 
-def _rate_limit_configured() -> bool:
-    """Asked of the server once a minute, not per request: a missing limit is the common case."""
-    checked = _limit_checked.get(REQUEST_RATE_LIMIT)
-    if checked and time.monotonic() - checked[0] < LIMIT_RECHECK_S:
-        return checked[1]
-    try:
-        with get_client(sync_client=True) as client:
-            client.read_global_concurrency_limit_by_name(REQUEST_RATE_LIMIT)
-        exists = True
-    except ObjectNotFound:
-        exists = False
-    _limit_checked[REQUEST_RATE_LIMIT] = (time.monotonic(), exists)
-    return exists
+def _rate_limit_configured(flow_run_id: object) -> bool:
+    """Asked of the server once per flow run, not per request: a missing limit is the common case."""
+    if flow_run_id not in _limit_configured:
+        try:
+            with get_client(sync_client=True) as client:
+                client.read_global_concurrency_limit_by_name(REQUEST_RATE_LIMIT)
+            _limit_configured[flow_run_id] = True
+        except ObjectNotFound:
+            _limit_configured[flow_run_id] = False
+    return _limit_configured[flow_run_id]
 
 
 def pace_requests() -> None:
     """Wait for a slot of the global concurrency limit REQUEST_RATE_LIMIT when one is configured
     on the Prefect server (with slot decay: requests per second across every run and worker)."""
-    if TaskRunContext.get() is not None and _rate_limit_configured():
+    context = TaskRunContext.get()
+    if context is not None and _rate_limit_configured(context.task_run.flow_run_id):
         rate_limit(REQUEST_RATE_LIMIT, strict=False)
 
 
