@@ -38,8 +38,10 @@ bench: image
 	$(PY) bench/run.py && $(PY) bench/llm.py
 
 # covsweep as a service: a server with its UI, the deployments of prefect.yaml, a worker to run them.
+# The UI finds its API by PREFECT_SERVER_API_PORT, which --port leaves at 4200: both are set.
 server: install
-	$(VENV)/bin/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
+	PREFECT_SERVER_API_HOST=127.0.0.1 PREFECT_SERVER_API_PORT=$(PREFECT_PORT) \
+	  $(VENV)/bin/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
 
 deploy: install
 	PREFECT_API_URL=$(API_URL) $(PY) deployments/deploy.py

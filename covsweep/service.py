@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import re
 import time
 from collections.abc import Iterator
@@ -21,12 +22,15 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.client.schemas.sorting import FlowRunSort
-from prefect.exceptions import ObjectNotFound
+from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
+from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
 
 from covsweep.api import NoServer, api_url, connect
 from covsweep.objects import DEPLOYMENT, FLOWS, MODULE_TASK_PREFIX, MODULES_KEY, PRIORITIES, PROGRESS_KEY
 from covsweep.reports import ResultUnavailable, stored_result, to_json
 
+# How long a submission keeps asking a server that answers 503 (SQLite's "database is locked").
+SUBMIT_PATIENCE_S = 120.0
 FINAL = [StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED]
 # Loading the results block queues one event; its flush at exit would warn on stderr after our output.
 logging.getLogger("EventsWorker").setLevel(logging.ERROR)
@@ -47,6 +51,11 @@ def _client() -> Iterator[SyncPrefectClient]:
             yield client
     except NoServer as exc:
         raise BadRequest(str(exc)) from None
+    except PrefectHTTPStatusError as exc:
+        code = exc.response.status_code
+        why = " (its SQLite database is busy: PostgreSQL takes more at once)" if code == 503 else ""
+        raise BadRequest(f"the Prefect API at {api_url()} answered {code} {exc.response.reason_phrase}{why}, "
+                         "also when asked again: try later") from None
 
 
 def _run_id(text: str) -> UUID:
@@ -75,10 +84,25 @@ def submit(parameters: dict[str, Any], priority: str) -> FlowRun:
             deployment = client.read_deployment_by_name(DEPLOYMENT)
         except ObjectNotFound:
             raise BadRequest(f"no deployment {DEPLOYMENT} at {api_url()}: run `make deploy`") from None
-        return client.create_flow_run_from_deployment(
-            deployment.id, parameters=parameters, work_queue_name=priority,
-            tags=["covsweep", f"priority:{priority}"],
-        )
+        return _create_run(client, deployment.id, parameters, priority)
+
+
+def _create_run(client: SyncPrefectClient, deployment_id: UUID, parameters: dict[str, Any], priority: str) -> FlowRun:
+    """Prefect's client waits 2, 4, ... 32 s between answers of 503: a burst of twenty submissions then
+    takes minutes. A SQLite server refuses an insert only while another one commits, and a refused insert
+    left nothing behind, so ask again after Prefect's first wait (about 2 s) instead, for a while."""
+    deadline = time.monotonic() + SUBMIT_PATIENCE_S
+    with temporary_settings({PREFECT_CLIENT_MAX_RETRIES: 0}):
+        while True:
+            try:
+                return client.create_flow_run_from_deployment(
+                    deployment_id, parameters=parameters, work_queue_name=priority,
+                    tags=["covsweep", f"priority:{priority}"],
+                )
+            except PrefectHTTPStatusError as exc:
+                if exc.response.status_code != 503 or time.monotonic() > deadline:
+                    raise
+            time.sleep(random.uniform(0.0, 1.0))  # apart from the others that were refused with it
 
 
 @dataclass

@@ -127,10 +127,16 @@ class Service:
         """The worker and the runs it started, which stopping its process group alone would leave running."""
         runs = self.flow_run_processes()
         stop(self.worker)
-        for group in {g for g in map(_group, runs) if g is not None}:
-            with suppress(ProcessLookupError):  # ended meanwhile
-                os.killpg(group, signal.SIGKILL)
         self.worker = None
+        groups = {g for g in map(_group, runs) if g is not None}
+        # SIGTERM first: a run unwinds through its `finally`s, which remove its sandbox containers.
+        for sig, grace in ((signal.SIGTERM, 20.0), (signal.SIGKILL, 5.0)):
+            for group in groups:
+                with suppress(ProcessLookupError):  # ended meanwhile
+                    os.killpg(group, sig)
+            deadline = time.monotonic() + grace
+            while any(Path(f"/proc/{p}").exists() for p in runs) and time.monotonic() < deadline:
+                time.sleep(0.2)
 
 
 def deploy(service: Service) -> subprocess.CompletedProcess:
@@ -169,13 +175,20 @@ def service(tmp_path_factory, sandbox_image, service_env) -> Iterator[Service]:
 
 
 @contextmanager
-def api(service: Service):
-    from prefect.client.orchestration import get_client
+def pointed_at(service: Service):
+    """Prefect's settings in this process aimed at the service, as the covsweep CLI's would be."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     with temporary_settings({PREFECT_API_URL: service.url}):
-        with get_client(sync_client=True) as client:
-            yield client
+        yield
+
+
+@contextmanager
+def api(service: Service):
+    from prefect.client.orchestration import get_client
+
+    with pointed_at(service), get_client(sync_client=True) as client:
+        yield client
 
 
 def submit(service: Service, target: Path, *args: str) -> str:

@@ -1,5 +1,6 @@
-"""covsweep as a service under load and faults: many submissions at once, a worker killed half-way
-through a run, a server restarted. Real server, real process worker, real sandbox (service_fixtures)."""
+"""covsweep as a service under load and faults: twenty submissions at once, a busy API, a server
+restarted, a worker killed half-way through a run. A real server, a real process worker and the real
+sandbox (tests/service_fixtures.py), except for the busy API, which is scripted."""
 
 from __future__ import annotations
 
@@ -11,19 +12,21 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from prefect.settings import PREFECT_API_URL, temporary_settings
 
+from covsweep import service as covsweep_service  # here, not first in twenty threads at once: import deadlock
 from tests.conftest import EXAMPLE, sandbox_containers
 from tests.helpers import run_cli, write_project
-from tests.service_fixtures import Service, api, submit, wait_for_report
+from tests.service_fixtures import Service, api, pointed_at, submit, wait_for_report
 
 pytestmark = pytest.mark.docker
 
 LOAD = 20
-POOL_LIMIT = 4  # flow runs at once on the work pool: 20 runs of `--generator none` in about a minute
+POOL_LIMIT = 4  # flow runs at once on the pool: here the twenty quick runs take one to two minutes
 
 
 @pytest.fixture(scope="module")
@@ -40,21 +43,47 @@ def flow_runs(service: Service, ids: list[str]) -> dict[str, object]:
     return {str(r.id): r for r in found}
 
 
-@contextmanager
-def as_user_of(service: Service):
-    """covsweep's own service functions, in this process, pointed at the service as its CLI would be."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    from covsweep import service as covsweep_service
-
-    with temporary_settings({PREFECT_API_URL: service.url}):
-        yield covsweep_service
-
-
 def read_report(service: Service, run_id: str) -> dict:
     """What `covsweep results RUN_ID` prints."""
-    with as_user_of(service) as covsweep_service:
+    with pointed_at(service):
         return json.loads(covsweep_service.results(run_id))
+
+
+def wait_until(what: str, check, timeout: float, poll: float = 0.5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := check():
+            return value
+        time.sleep(poll)
+    raise AssertionError(f"{what}: not within {timeout:g}s")
+
+
+class RunsGoing:
+    """The most flow runs pending or running at once on the covsweep pool, sampled twice a second."""
+
+    def __init__(self, service: Service):
+        self.service, self.most, self._stop = service, 0, threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        from prefect.client.schemas.filters import (
+            FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType, WorkPoolFilter, WorkPoolFilterName,
+        )
+
+        going = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=["PENDING", "RUNNING"])))
+        with api(self.service) as client:
+            while not self._stop.wait(0.5):
+                count = client.count_flow_runs(flow_run_filter=going,
+                                               work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=["covsweep"])))
+                self.most = max(self.most, count)
+
+    def __enter__(self) -> RunsGoing:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def small_shop(root: Path) -> Path:
@@ -72,35 +101,32 @@ def test_twenty_submissions_at_once_all_queue_and_complete(service, tmp_path):
     def submit_one(target: Path) -> str:
         # What `covsweep submit TARGET --generator none` sends, all twenty released at the same moment:
         # twenty CLI processes would take a minute of CPU to start, and start one after the other.
-        with as_user_of(service) as covsweep_service:
+        with pointed_at(service):
             together.wait()
             return str(covsweep_service.submit({"target": str(target), "generator": "none", "timeout": 120},
                                                "normal").id)
 
+    going = RunsGoing(service)
     started = time.monotonic()
-    with ThreadPoolExecutor(LOAD) as pool:
+    with going, ThreadPoolExecutor(LOAD) as pool:
         ids = list(pool.map(submit_one, targets))
-    submitted_in = time.monotonic() - started
+        submitted_in = time.monotonic() - started
 
-    runs = flow_runs(service, ids)
-    assert len(set(ids)) == len(runs) == LOAD  # every submission is its own run, none lost
-    assert {r.work_queue_name for r in runs.values()} == {"normal"}
-    listed = run_cli("queue", env=service.env)
-    assert listed.returncode == 0, listed.stderr
-    still_open = [i for i, r in flow_runs(service, ids).items() if not r.state.is_final()]
-    assert all(i in listed.stdout for i in still_open)  # open when `queue` ran, so listed by it
+        runs = flow_runs(service, ids)
+        assert len(set(ids)) == len(runs) == LOAD  # every submission is its own run, none lost
+        assert {r.work_queue_name for r in runs.values()} == {"normal"}
+        listed = run_cli("queue", env=service.env)
+        assert listed.returncode == 0, listed.stderr
+        still_open = [i for i, r in flow_runs(service, ids).items() if not r.state.is_final()]
+        assert all(i in listed.stdout for i in still_open)  # open when `queue` ran, so listed by it
 
-    # The pool's limit holds under load: never more runs going at once than it allows.
-    most_at_once, deadline = 0, time.monotonic() + 360
-    while True:
-        states = {i: r.state.type.value for i, r in flow_runs(service, ids).items()}
-        most_at_once = max(most_at_once, sum(s in ("PENDING", "RUNNING") for s in states.values()))
-        if all(s in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") for s in states.values()):
-            break
-        assert time.monotonic() < deadline, f"not done after 360s: {states}\n{service.worker_log.read_text()[-3000:]}"
-        time.sleep(1)
+        def all_final():
+            states = {i: r.state.type.value for i, r in flow_runs(service, ids).items()}
+            return states if all(s in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") for s in states.values()) else None
+
+        states = wait_until("all twenty runs final", all_final, 360, poll=1)
     assert set(states.values()) == {"COMPLETED"}, states
-    assert 1 <= most_at_once <= POOL_LIMIT
+    assert 1 <= going.most <= POOL_LIMIT  # the pool's limit holds under load
 
     for run_id, target in zip(ids, targets):
         report = read_report(service, run_id)
@@ -108,7 +134,77 @@ def test_twenty_submissions_at_once_all_queue_and_complete(service, tmp_path):
         assert "shop/money.py" in [m["module"] for m in report["modules"]] and report["totals"]["failed"] == 0
         assert json.loads((target / ".covsweep" / "report.json").read_text()) == report
     print(f"{LOAD} runs: submitted in {submitted_in:.1f}s, all done in {time.monotonic() - started:.1f}s, "
-          f"at most {most_at_once} at once")
+          f"at most {going.most} at once")
+
+
+class BusyAPI(BaseHTTPRequestHandler):
+    """A Prefect API whose database is locked for the first `busy_for` flow runs it is asked to create."""
+
+    busy_for = 0
+    creates: list[int] = []  # the status of each answer to a create
+    deployment = {"id": str(uuid.uuid4()), "name": "default", "flow_id": str(uuid.uuid4())}
+
+    def _answer(self, status: int, body: object) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):  # noqa: N802 - http.server's name
+        if self.path == "/api/health":
+            self._answer(200, True)
+        elif self.path == "/api/deployments/name/spec-to-production/default":
+            self._answer(200, self.deployment)
+        else:
+            self._answer(404, {"detail": "not here"})
+
+    def do_POST(self):  # noqa: N802
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        if not self.path.endswith("/create_flow_run"):
+            return self._answer(404, {"detail": "not here"})
+        status = 503 if len(self.creates) < self.busy_for else 201
+        self.creates.append(status)
+        self._answer(status, {"exception_message": "Service Unavailable"} if status == 503 else
+                     {"id": str(uuid.uuid4()), "flow_id": self.deployment["flow_id"], "name": "busy-bee"})
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def busy_api(monkeypatch):
+    monkeypatch.setattr(BusyAPI, "creates", [])
+    server = ThreadingHTTPServer(("127.0.0.1", 0), BusyAPI)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with temporary_settings({PREFECT_API_URL: f"http://127.0.0.1:{server.server_address[1]}/api"}):
+            yield BusyAPI
+    finally:
+        server.shutdown()
+
+
+def test_submit_asks_a_busy_server_again_without_backing_off_for_minutes(busy_api, monkeypatch):
+    monkeypatch.setattr(busy_api, "busy_for", 3)
+    started = time.monotonic()
+    run = covsweep_service.submit({"target": str(EXAMPLE)}, "normal")
+    assert run.name == "busy-bee" and busy_api.creates == [503, 503, 503, 201]
+    assert time.monotonic() - started < 15  # Prefect's own backoff alone would wait 2 + 4 + 8 s
+
+
+def test_submit_to_a_server_busy_for_too_long_says_so_in_one_line(busy_api, monkeypatch, capsys):
+    from covsweep import cli
+
+    monkeypatch.setattr(busy_api, "busy_for", 1000)
+    monkeypatch.setattr(covsweep_service, "SUBMIT_PATIENCE_S", 3.0)
+    with pytest.raises(SystemExit) as exit_status:
+        cli.main(["submit", str(EXAMPLE), "--generator", "none"])
+    assert exit_status.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.strip().splitlines()) == 1, err
+    assert "answered 503 Service Unavailable" in err and "try later" in err
+    assert 2 <= len(busy_api.creates) < 5
 
 
 def completed_reports(service: Service) -> dict[str, dict]:
@@ -188,26 +284,24 @@ def module_states(service: Service, run_id: str) -> dict[str, str]:
     return {t.name.removeprefix("generate "): t.state.name for t in tasks if t.name.startswith("generate ")}
 
 
-def wait_until(what: str, check, timeout: float, poll: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := check():
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"{what}: not within {timeout:g}s")
-
-
 def test_killed_worker_run_is_finished_by_a_resubmission_reusing_done_modules(service, tmp_path):
     import docker
+    from prefect.states import Crashed
+
+    from covsweep.settings import load
 
     target = write_project(tmp_path / "calc", TWO_MODULES)
     run_id = submit(service, target, *PYNGUIN)
+    workspaces = load().cache_dir / "runs" / run_id
 
-    # Kill while one module is done and the other is inside a sandbox container.
+    # Kill while one module is done and Pynguin works on the other: its log is opened as its sandbox
+    # container starts, which then runs for the whole search time.
     def half_way():
         states = module_states(service, run_id)
         done = [m for m, s in states.items() if s == "Completed"]
-        return done if len(done) == 1 and len(states) == 2 and sandbox_containers(tmp_path) else None
+        going = [m for m, s in states.items() if s == "Running"]
+        started = going and (workspaces / going[0].replace("/", "__") / "pynguin-1.log").exists()
+        return done if len(done) == 1 and started and sandbox_containers(tmp_path) else None
 
     done_before_kill = wait_until("one module done, the other going", half_way, 240)
     engine = service.flow_run_processes()
@@ -224,27 +318,23 @@ def test_killed_worker_run_is_finished_by_a_resubmission_reusing_done_modules(se
     wait_until("the run's processes gone", lambda: not any(Path(f"/proc/{p}").exists() for p in engine), 30)
 
     orphans = sandbox_containers(tmp_path)
-    service.start_worker(name="covsweep-test-2")
-    again = submit(service, target, *PYNGUIN)
-    report = wait_for_report(service, again)
+    try:
+        service.start_worker(name="covsweep-test-2")
+        report = wait_for_report(service, submit(service, target, *PYNGUIN))
+        modules = {m["module"]: m for m in report["modules"]}
+        assert [m for m, r in modules.items() if r["status"] == "skipped"] == done_before_kill  # reused, not redone
+        assert all(r["success"] for r in modules.values())
+        # The killed run never wrote the reused module's tests: the resubmission does.
+        reused = modules[done_before_kill[0]]["generated_files"]
+        assert reused and all((target / f).is_file() for f in reused)
 
-    statuses = {m["module"]: m["status"] for m in report["modules"]}
-    assert [m for m, s in statuses.items() if s == "skipped"] == done_before_kill  # reused, not generated again
-    assert all(s in ("reached_target", "improved", "unchanged") for m, s in statuses.items()
-               if m not in done_before_kill)
-    for module in statuses:  # the killed run never wrote tests: the resubmission writes all of them
-        assert (target / "tests" / "generated" / f"test_{module.removesuffix('.py').replace('/', '_')}.py").is_file()
-
-    # Nothing marks the killed run: it stays Running (holding one of the pool's slots) and its
-    # sandbox container stays behind. Tidy both up, as an operator would.
-    from prefect.states import Crashed
-
-    with api(service) as client:
-        assert client.read_flow_run(uuid.UUID(run_id)).state.type.value == "RUNNING"
-        client.set_flow_run_state(uuid.UUID(run_id), Crashed(message="worker killed by the test"), force=True)
-    assert orphans, "the killed run left no sandbox container behind"
-    for container in orphans:
-        docker.from_env().api.remove_container(container, force=True)
-    from covsweep.settings import load
-
-    shutil.rmtree(load().cache_dir / "runs" / run_id, ignore_errors=True)  # the killed run's workspace
+        # Nothing marks the killed run: it stays Running, holding one of the pool's slots.
+        with api(service) as client:
+            assert client.read_flow_run(uuid.UUID(run_id)).state.type.value == "RUNNING"
+            client.set_flow_run_state(uuid.UUID(run_id), Crashed(message="worker killed by the test"), force=True)
+        assert orphans, "the killed run left no sandbox container behind"
+    finally:
+        # The killed run's sandbox container and workspace stay behind: nothing else removes them.
+        for container in sandbox_containers(tmp_path):
+            docker.from_env().api.remove_container(container, force=True)
+        shutil.rmtree(workspaces, ignore_errors=True)
