@@ -6,7 +6,6 @@ from prefect.blocks.core import Block
 from pydantic import BaseModel, Field, SecretStr
 
 OPENROUTER_BASE_URL = "https://openrouter.ai/api/v1"
-DEFAULT_BLOCK_NAME = "default"
 # Free OpenRouter models (the `:free` variants cost nothing and are rate limited per key).
 DEFAULT_MODELS = [
     "qwen/qwen3-coder:free",

@@ -4,7 +4,6 @@ Every step creates what is missing and leaves what exists, so it can run any num
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,9 @@ from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.actions import VariableCreate, VariableUpdate, WorkPoolCreate
 from prefect.exceptions import ObjectNotFound
 
+from blocks.llm import CovsweepLLM
+from blocks.sandbox import CovsweepSandbox
+from blocks.saved import DEFAULT_BLOCK_NAME, load_saved
 from covsweep.objects import (
     CACHE_DIR_VARIABLE, DOCKER_VOLUMES_VARIABLE, POOL_TYPES, PRIORITIES, RESULTS_BLOCK, RESULTS_DIR_VARIABLE,
     TARGETS_VARIABLE,
@@ -20,10 +22,6 @@ from covsweep.objects import (
 from covsweep.settings import Settings
 
 Say = Callable[[str], None]
-
-# Blocks other modules of covsweep define: (module, class, document name) saved with defaults if missing.
-DEFAULT_BLOCKS = [("blocks.llm", "CovsweepLLM", "default"), ("blocks.sandbox", "CovsweepSandbox", "default")]
-
 
 def _base_job_template(kind: str) -> dict[str, Any]:
     if kind == "docker":
@@ -81,19 +79,14 @@ def ensure_results_block(settings: Settings, say: Say) -> Path:
 
 
 def ensure_default_blocks(say: Say) -> None:
-    """Save a default document of each covsweep block type whose module exists and has none yet."""
-    for module_name, class_name, document in DEFAULT_BLOCKS:
-        try:
-            cls = getattr(importlib.import_module(module_name), class_name)
-        except (ImportError, AttributeError):
-            continue  # that block is not part of this version of covsweep
+    """Save a default document of each covsweep block type that has none yet."""
+    for cls in (CovsweepLLM, CovsweepSandbox):
         cls.register_type_and_schema()
-        try:
-            cls.load(document)
-            say(f"block {cls.get_block_type_slug()}/{document}: exists")
-        except ValueError:
-            cls().save(document)
-            say(f"block {cls.get_block_type_slug()}/{document}: created with defaults")
+        if load_saved(cls, DEFAULT_BLOCK_NAME) is not None:
+            say(f"block {cls.get_block_type_slug()}/{DEFAULT_BLOCK_NAME}: exists")
+        else:
+            cls().save(DEFAULT_BLOCK_NAME)
+            say(f"block {cls.get_block_type_slug()}/{DEFAULT_BLOCK_NAME}: created with defaults")
 
 
 def _set_variable(client: SyncPrefectClient, name: str, value: Any, overwrite: bool = True) -> Any:

@@ -12,8 +12,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
+import httpx
 from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.filters import (
     ArtifactFilter, ArtifactFilterFlowRunId, FlowFilter, FlowFilterName,
@@ -30,7 +31,7 @@ from covsweep.objects import DEPLOYMENT, FLOWS, MODULE_TASK_PREFIX, MODULES_KEY,
 from covsweep.reports import ResultUnavailable, stored_result, to_json
 
 # How long a submission keeps asking a server that answers 503 (SQLite's "database is locked").
-SUBMIT_PATIENCE_S = 120.0
+SUBMIT_PATIENCE_S = 180.0
 FINAL = [StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED]
 # Loading the results block queues one event; its flush at exit would warn on stderr after our output.
 logging.getLogger("EventsWorker").setLevel(logging.ERROR)
@@ -89,19 +90,25 @@ def submit(parameters: dict[str, Any], priority: str) -> FlowRun:
 
 def _create_run(client: SyncPrefectClient, deployment_id: UUID, parameters: dict[str, Any], priority: str) -> FlowRun:
     """Prefect's client waits 2, 4, ... 32 s between answers of 503: a burst of twenty submissions then
-    takes minutes. A SQLite server refuses an insert only while another one commits, and a refused insert
-    left nothing behind, so ask again after Prefect's first wait (about 2 s) instead, for a while."""
+    takes minutes. A SQLite server refuses an insert only while another one commits, so ask again after
+    about a second instead, for a while. An answer that never came may hide a run that was made: one
+    idempotency key for every attempt lets the server hand that run back instead of making a second."""
     deadline = time.monotonic() + SUBMIT_PATIENCE_S
+    key = f"covsweep-submit-{uuid4()}"
     with temporary_settings({PREFECT_CLIENT_MAX_RETRIES: 0}):
         while True:
             try:
                 return client.create_flow_run_from_deployment(
                     deployment_id, parameters=parameters, work_queue_name=priority,
-                    tags=["covsweep", f"priority:{priority}"],
+                    tags=["covsweep", f"priority:{priority}"], idempotency_key=key,
                 )
             except PrefectHTTPStatusError as exc:
                 if exc.response.status_code != 503 or time.monotonic() > deadline:
                     raise
+            except (httpx.TimeoutException, httpx.ReadError, httpx.RemoteProtocolError) as exc:
+                if time.monotonic() > deadline:
+                    raise BadRequest(f"the Prefect API at {api_url()} did not answer in time ({type(exc).__name__}),"
+                                     " also when asked again: try later") from None
             time.sleep(random.uniform(0.0, 1.0))  # apart from the others that were refused with it
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Literal
 
 import httpx
-from prefect.logging import get_logger
 from pydantic import BaseModel, Field, SecretStr
 
 from blocks.llm import (
-    DEFAULT_BLOCK_NAME, DEFAULT_MAX_TOKENS, DEFAULT_MODELS, DEFAULT_PRICES, DEFAULT_REQUEST_TIMEOUT_S,
+    DEFAULT_MAX_TOKENS, DEFAULT_MODELS, DEFAULT_PRICES, DEFAULT_REQUEST_TIMEOUT_S,
     OPENROUTER_BASE_URL, CovsweepLLM, Price,
 )
+from blocks.saved import DEFAULT_BLOCK_NAME, load_saved
 from covsweep.settings import Settings, load
 from tasks.models import InputError
 
@@ -70,14 +70,7 @@ def normalize_base_url(url: str, what: str) -> str:
 
 
 def load_llm_block(name: str = DEFAULT_BLOCK_NAME) -> CovsweepLLM | None:
-    """The saved block, or None when there is none or no Prefect API to ask."""
-    try:
-        return CovsweepLLM.load(name)
-    except ValueError:
-        return None  # no block document (or block type) of that name
-    except Exception as exc:  # noqa: BLE001 - no API, API down: the block is optional
-        get_logger("covsweep.llm").debug("block covsweep-llm/%s not loaded: %s", name, exc.__class__.__name__)
-        return None
+    return load_saved(CovsweepLLM, name)
 
 
 def resolve_llm_config(*, models: str | list[str] | None = None, llm_base_url: str | None = None,

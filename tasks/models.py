@@ -33,10 +33,10 @@ class ModuleError(Exception):
 
 
 class SandboxLimits(BaseModel):
-    memory_mb: int = 1024
-    pids: int = 256
-    cpus: float = 1.0
-    tmpfs_mb: int = 256
+    memory_mb: int = Field(default=1024, ge=64, description="memory, swap included")
+    pids: int = Field(default=256, ge=16, description="processes and threads")
+    cpus: float = Field(default=1.0, gt=0, description="CPU cores")
+    tmpfs_mb: int = Field(default=256, ge=16, description="size of the private /tmp")
 
 
 class SandboxConfig(BaseModel):

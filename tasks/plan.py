@@ -11,12 +11,15 @@ from prefect import task
 from prefect.logging import get_logger
 from pydantic import BaseModel, Field
 
+from blocks.sandbox import CovsweepSandbox
+from blocks.saved import load_saved
 from covsweep.settings import Settings, load
 from tasks.discover import discover
 from tasks.llm_config import resolve_llm_config
 from tasks.image import ensure_sandbox_image
+from tasks.sandbox import docker_client, remove_leftovers
 from tasks.target_image import ensure_target_image
-from tasks.models import GeneratorName, InputError, Project, SandboxConfig
+from tasks.models import GeneratorName, InputError, Project, SandboxConfig, SandboxLimits
 
 
 
@@ -74,12 +77,18 @@ def resolve_generator(requested: str, has_key: bool, blocks_read: bool = True) -
     return requested
 
 
-def sandbox_config(kind: str, settings: Settings, project: Project | None = None) -> SandboxConfig:
+def sandbox_config(kind: str, settings: Settings, project: Project | None = None,
+                   block: CovsweepSandbox | None = None) -> SandboxConfig:
+    """The saved `covsweep-sandbox` block sets the limits, and the image unless COVSWEEP_SANDBOX_IMAGE does."""
+    limits = block.limits if block else SandboxLimits()
     if kind == "local":
-        return SandboxConfig(kind="local", pynguin=settings.pynguin)
+        return SandboxConfig(kind="local", pynguin=settings.pynguin, limits=limits)
+    if block and block.image and not settings.sandbox_image:
+        settings = settings.model_copy(update={"sandbox_image": block.image})
     # The project's declared dependencies ride in a layer of their own; none declared: the plain sandbox.
     image = ensure_target_image(settings, project.target) if project else ensure_sandbox_image(settings)
-    return SandboxConfig(kind="docker", image=image)
+    remove_leftovers(docker_client())
+    return SandboxConfig(kind="docker", image=image, limits=limits)
 
 
 @task(name="plan-run")
@@ -94,7 +103,7 @@ def plan_run(options: RunOptions, run_id: str | None = None, load_blocks: bool =
     if options.sandbox == "local" and generator == "pynguin" and not shutil.which(settings.pynguin):
         raise InputError(f"--sandbox local needs Pynguin, and {settings.pynguin!r} is not an executable: install "
                          "pynguin==0.48.0 in a venv of its own and set COVSWEEP_PYNGUIN to its bin/pynguin")
-    config = sandbox_config(options.sandbox, settings, project)
+    config = sandbox_config(options.sandbox, settings, project, load_saved(CovsweepSandbox) if load_blocks else None)
     if options.sandbox == "local":
         get_logger("covsweep").warning("--sandbox local: modules and tests run as subprocesses of this host, NOT isolated")
     out = Path(options.out).expanduser().resolve() if options.out else project.target / "tests" / "generated"

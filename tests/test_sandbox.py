@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 import uuid
+from contextlib import suppress
 from pathlib import Path
 
 import docker
@@ -13,6 +16,7 @@ from docker.errors import NotFound
 from tasks import sandbox
 from tasks.models import SandboxConfig
 from tasks.sandbox import LABEL, prepare_workspace
+from tests.conftest import REPO
 from tests.helpers import host_processes_with
 
 SECRET = "sk-test-secret"
@@ -167,6 +171,41 @@ def test_timeout_kills_the_script_and_removes_its_container(docker_config, works
     assert elapsed < 30
     assert_container_gone((workspace / "cid").read_text().strip())
     assert host_processes_with(sleeper) == []
+
+
+@pytest.mark.docker
+def test_container_ends_itself_when_its_waiter_dies_and_is_swept_later(docker_config, workspace, target):
+    # The process waiting on the container is killed (a worker killed with its flow runs) before the timeout.
+    waiter = subprocess.Popen([sys.executable, "-c", f"""
+from pathlib import Path
+from tasks import sandbox
+from tasks.models import SandboxConfig
+sandbox.SELF_KILL_GRACE_S = 1
+sandbox.run(SandboxConfig(kind="docker", image={docker_config.image!r}), "hostname > {workspace}/cid; sleep 600",
+            workspace=Path({str(workspace)!r}), read_only=[Path({str(target)!r})], timeout=4)
+"""], cwd=REPO)
+    cid = workspace / "cid"
+    deadline = time.monotonic() + 60
+    while not (cid.exists() and cid.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    waiter.kill()
+    waiter.wait()
+    client = docker.from_env()
+    container = client.containers.get(cid.read_text().strip())
+    try:
+        deadline = time.monotonic() + 30
+        while container.status != "exited" and time.monotonic() < deadline:
+            time.sleep(0.2)
+            container.reload()
+        assert container.status == "exited" and container.attrs["State"]["ExitCode"] == 137  # killed by itself
+
+        assert container.id[:12] not in sandbox.remove_leftovers(client, older_than_s=3600)  # a live run's, maybe
+        time.sleep(1.5)
+        assert container.id[:12] in sandbox.remove_leftovers(client, older_than_s=1)
+        assert_container_gone(container.id[:12])
+    finally:
+        with suppress(NotFound):
+            container.remove(force=True)
 
 
 @pytest.mark.docker

@@ -11,7 +11,9 @@ import signal
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -86,6 +88,25 @@ class RunsGoing:
         self._thread.join()
 
 
+@contextmanager
+def cancelled_when_failing(service: Service, below: Path) -> Iterator[None]:
+    """A failing test leaves no run of its own going into the next tests: `covsweep`'s runs that are not
+    final are cancelled, which stops their processes and so removes their sandbox containers."""
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+    from prefect.states import Cancelling
+
+    try:
+        yield
+    except BaseException:
+        going = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(
+            any_=["SCHEDULED", "PENDING", "RUNNING"])))
+        with api(service) as client:
+            for run in client.read_flow_runs(flow_run_filter=going, limit=200):
+                client.set_flow_run_state(run.id, Cancelling(), force=True)
+        wait_until("the failing test's runs stopped", lambda: not sandbox_containers(below), 120)
+        raise
+
+
 def small_shop(root: Path) -> Path:
     """examples/shop cut down to one module and its tests: a quick run."""
     for part in ("pyproject.toml", "src/shop/__init__.py", "src/shop/money.py", "tests/test_money.py"):
@@ -108,7 +129,7 @@ def test_twenty_submissions_at_once_all_queue_and_complete(service, tmp_path):
 
     going = RunsGoing(service)
     started = time.monotonic()
-    with going, ThreadPoolExecutor(LOAD) as pool:
+    with going, ThreadPoolExecutor(LOAD) as pool, cancelled_when_failing(service, tmp_path):
         ids = list(pool.map(submit_one, targets))
         submitted_in = time.monotonic() - started
 
@@ -141,7 +162,9 @@ class BusyAPI(BaseHTTPRequestHandler):
     """A Prefect API whose database is locked for the first `busy_for` flow runs it is asked to create."""
 
     busy_for = 0
+    slow_for = 0  # then the next creates answer only after the client has given up on them
     creates: list[int] = []  # the status of each answer to a create
+    keys: list[str | None] = []  # the idempotency key each create was sent with
     deployment = {"id": str(uuid.uuid4()), "name": "default", "flow_id": str(uuid.uuid4())}
 
     def _answer(self, status: int, body: object) -> None:
@@ -150,7 +173,10 @@ class BusyAPI(BaseHTTPRequestHandler):
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(data)))
         self.end_headers()
-        self.wfile.write(data)
+        try:
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # a slow answer: the client gave up waiting for it
 
     def do_GET(self):  # noqa: N802 - http.server's name
         if self.path == "/api/health":
@@ -161,10 +187,13 @@ class BusyAPI(BaseHTTPRequestHandler):
             self._answer(404, {"detail": "not here"})
 
     def do_POST(self):  # noqa: N802
-        self.rfile.read(int(self.headers.get("content-length", 0)))
+        body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
         if not self.path.endswith("/create_flow_run"):
             return self._answer(404, {"detail": "not here"})
+        self.keys.append(body.get("idempotency_key"))
         status = 503 if len(self.creates) < self.busy_for else 201
+        if self.busy_for <= len(self.creates) < self.busy_for + self.slow_for:
+            time.sleep(SLOW_ANSWER_S)
         self.creates.append(status)
         self._answer(status, {"exception_message": "Service Unavailable"} if status == 503 else
                      {"id": str(uuid.uuid4()), "flow_id": self.deployment["flow_id"], "name": "busy-bee"})
@@ -173,9 +202,13 @@ class BusyAPI(BaseHTTPRequestHandler):
         pass
 
 
+SLOW_ANSWER_S = 3.0
+
+
 @pytest.fixture
 def busy_api(monkeypatch):
     monkeypatch.setattr(BusyAPI, "creates", [])
+    monkeypatch.setattr(BusyAPI, "keys", [])
     server = ThreadingHTTPServer(("127.0.0.1", 0), BusyAPI)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
@@ -191,6 +224,33 @@ def test_submit_asks_a_busy_server_again_without_backing_off_for_minutes(busy_ap
     run = covsweep_service.submit({"target": str(EXAMPLE)}, "normal")
     assert run.name == "busy-bee" and busy_api.creates == [503, 503, 503, 201]
     assert time.monotonic() - started < 15  # Prefect's own backoff alone would wait 2 + 4 + 8 s
+
+
+def test_submit_asks_a_slow_server_again_with_the_same_idempotency_key(busy_api, monkeypatch):
+    from prefect.settings import PREFECT_API_REQUEST_TIMEOUT
+
+    monkeypatch.setattr(busy_api, "busy_for", 1)
+    monkeypatch.setattr(busy_api, "slow_for", 1)
+    with temporary_settings({PREFECT_API_REQUEST_TIMEOUT: SLOW_ANSWER_S / 3}):
+        run = covsweep_service.submit({"target": str(EXAMPLE)}, "normal")
+    assert run.name == "busy-bee" and len(busy_api.creates) == 3
+    # The answer that came too late may have made a run: the key lets the server give that one back.
+    assert busy_api.keys[0] and len(set(busy_api.keys)) == 1
+
+
+def test_submit_to_a_server_that_never_answers_says_so_in_one_line(busy_api, monkeypatch, capsys):
+    from prefect.settings import PREFECT_API_REQUEST_TIMEOUT
+
+    from covsweep import cli
+
+    monkeypatch.setattr(busy_api, "slow_for", 1000)
+    monkeypatch.setattr(covsweep_service, "SUBMIT_PATIENCE_S", 1.0)
+    with temporary_settings({PREFECT_API_REQUEST_TIMEOUT: SLOW_ANSWER_S / 3}), pytest.raises(SystemExit) as exit_status:
+        cli.main(["submit", str(EXAMPLE), "--generator", "none"])
+    assert exit_status.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.strip().splitlines()) == 1, err
+    assert "did not answer in time" in err and "try later" in err
 
 
 def test_submit_to_a_server_busy_for_too_long_says_so_in_one_line(busy_api, monkeypatch, capsys):
@@ -233,10 +293,32 @@ def test_server_restart_loses_no_report(service, example):
     again = run_cli("results", run_id, env=service.env)
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout) == report
-    assert completed_reports(service) == before
+    after = completed_reports(service)
+    assert {run: after.get(run) for run in before} == before
     # The worker rode out the outage: the service takes new work without being restarted.
     assert service.worker.poll() is None, service.worker_log.read_text()[-3000:]
     assert wait_for_report(service, submit(service, example))["totals"]["failed"] == 0
+
+
+def test_a_run_outlives_its_killed_worker(service, example):
+    run_id = submit(service, example)
+
+    def running() -> bool:
+        with api(service) as client:
+            return client.read_flow_run(uuid.UUID(run_id)).state.type.value == "RUNNING"
+
+    wait_until("the run running", running, 120, poll=0.2)
+    assert service.flow_run_processes(), "no process of the flow run found"
+    os.killpg(service.worker.pid, signal.SIGKILL)  # a worker restarted for an upgrade, or OOM-killed
+    service.worker.wait()
+    try:
+        # The run logs on after its worker is gone: to the API, and to no pipe that could break.
+        report = wait_for_report(service, run_id)
+        assert report["run_id"] == run_id and report["totals"]["failed"] == 0
+        with api(service) as client:
+            assert client.read_flow_run(uuid.UUID(run_id)).state.type.value == "COMPLETED"
+    finally:
+        service.start_worker()
 
 
 TWO_MODULES = {
