@@ -15,6 +15,8 @@ PRIORITIES = {"critical": 1, "high": 2, "normal": 3, "low": 4}
 DEFAULT_PRIORITY = "normal"
 
 DEPLOYMENT = f"{MAIN_FLOW}/default"
+TAG = "covsweep"  # on every deployment of prefect.yaml, so on every run they start
+SILENT_RUN_AUTOMATION = "covsweep-crash-silent-runs"
 
 RESULTS_BLOCK = "covsweep-results"  # a local-file-system block; its slug is in prefect.yaml
 # Prefect variables prefect.yaml reads when it is deployed: underscores, as its templates need.

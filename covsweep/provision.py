@@ -5,11 +5,16 @@ Every step creates what is missing and leaves what exists, so it can run any num
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.actions import VariableCreate, VariableUpdate, WorkPoolCreate
+from prefect.client.schemas.objects import StateType
+from prefect.events.actions import ChangeFlowRunState
+from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+from prefect.events.schemas.events import ResourceSpecification
 from prefect.exceptions import ObjectNotFound
 
 from blocks.llm import CovsweepLLM
@@ -17,7 +22,7 @@ from blocks.sandbox import CovsweepSandbox
 from blocks.saved import DEFAULT_BLOCK_NAME, load_saved
 from covsweep.objects import (
     CACHE_DIR_VARIABLE, DOCKER_VOLUMES_VARIABLE, POOL_TYPES, PRIORITIES, RESULTS_BLOCK, RESULTS_DIR_VARIABLE,
-    TARGETS_VARIABLE,
+    SILENT_RUN_AUTOMATION, TAG, TARGETS_VARIABLE,
 )
 from covsweep.settings import Settings
 
@@ -115,10 +120,44 @@ def ensure_variables(client: SyncPrefectClient, settings: Settings, results: Pat
     _set_variable(client, DOCKER_VOLUMES_VARIABLE, [f"{p}:{p}" for p in dict.fromkeys(mounts)])
 
 
+def silent_run_automation(silent_s: int) -> AutomationCore:
+    """Deployed runs send a heartbeat every 30 s (prefect.yaml). A run whose processes died with their host
+    sends none, and nothing else would end it: it would stay Running and hold a slot of its pool forever."""
+    return AutomationCore(
+        name=SILENT_RUN_AUTOMATION,
+        description=f"Mark a covsweep flow run Crashed after {silent_s} s without a heartbeat.",
+        trigger=EventTrigger(
+            match=ResourceSpecification({"prefect.resource.id": "prefect.flow-run.*"}),
+            match_related=ResourceSpecification({"prefect.resource.id": f"prefect.tag.{TAG}"}),
+            after={"prefect.flow-run.heartbeat"},
+            expect={"prefect.flow-run.heartbeat", *(f"prefect.flow-run.{s}" for s in
+                                                    ("Completed", "Failed", "Cancelled", "Crashed"))},
+            for_each={"prefect.resource.id"}, posture=Posture.Proactive, threshold=1,
+            within=timedelta(seconds=silent_s),
+        ),
+        actions=[ChangeFlowRunState(state=StateType.CRASHED,
+                                    message=f"no heartbeat for {silent_s} s: its host or container is gone")],
+    )
+
+
+def ensure_silent_run_automation(client: SyncPrefectClient, settings: Settings, say: Say) -> None:
+    wanted = silent_run_automation(settings.silent_run_s)
+    found = client.read_automations_by_name(SILENT_RUN_AUTOMATION)
+    if not found:
+        client.create_automation(wanted)
+        say(f"automation {SILENT_RUN_AUTOMATION}: created, runs silent for {settings.silent_run_s} s crash")
+    elif found[0].trigger.within != wanted.trigger.within:
+        client.update_automation(found[0].id, wanted)
+        say(f"automation {SILENT_RUN_AUTOMATION}: runs silent for {settings.silent_run_s} s crash")
+    else:
+        say(f"automation {SILENT_RUN_AUTOMATION}: exists")
+
+
 def provision(client: SyncPrefectClient, settings: Settings, say: Say) -> None:
     ensure_pools(client, settings, say)
     ensure_queues(client, say)
     results = ensure_results_block(settings, say)
     ensure_default_blocks(say)
     ensure_variables(client, settings, results, say)
+    ensure_silent_run_automation(client, settings, say)
 

@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     results_dir: Path | None = Field(default=None, description="None: CACHE_DIR/results")
     sweep_targets: str | None = Field(default=None, description="comma-separated targets of the nightly sweep")
     pool_concurrency: int = Field(default=2, ge=1, description="flow runs at once on a new work pool")
+    silent_run_s: int = Field(default=300, ge=90, description="a deployed run that sent no heartbeat for this "
+                              "long (its host or container died) is marked Crashed, freeing its pool slot")
     # The OpenHands backend (docs/openhands.md): its own names, as OpenHands' docs use them.
     openhands_image: str = Field(default="docker.all-hands.dev/all-hands-ai/openhands:0.59",
                                  validation_alias="OPENHANDS_IMAGE")

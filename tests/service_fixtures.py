@@ -206,3 +206,12 @@ def wait_for_report(service: Service, run_id: str, timeout: float = 300) -> dict
     result = run_cli("results", run_id, "--wait", "--timeout", str(timeout), "--poll", "1", env=service.env)
     assert result.returncode == 0, result.stderr + service.worker_log.read_text()[-4000:]
     return json.loads(result.stdout)
+
+
+def wait_until(what: str, check, timeout: float, poll: float = 0.5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := check():
+            return value
+        time.sleep(poll)
+    raise AssertionError(f"{what}: not within {timeout:g}s")

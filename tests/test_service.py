@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import timedelta
 
 import pytest
 
@@ -30,7 +31,9 @@ def server_objects(service: Service) -> dict:
                   for pool in ("covsweep", "covsweep-docker") for q in client.read_work_queues(work_pool_name=pool)}
         blocks = sorted((b.block_type.slug, b.name, str(b.id)) for b in client.read_block_documents())
         variables = {v.name: v.value for v in client.read_variables()}
-    return {"deployments": deployments, "pools": pools, "queues": queues, "blocks": blocks, "variables": variables}
+        automations = {a.name: (a.id, a.trigger.within) for a in client.read_automations()}
+    return {"deployments": deployments, "pools": pools, "queues": queues, "blocks": blocks, "variables": variables,
+            "automations": automations}
 
 
 def assert_one_error_line(result, fragment: str, status: int = 2) -> str:
@@ -53,7 +56,9 @@ def test_deploy_is_idempotent(service):
         priorities = {name: p for (owner, name), (_, p) in before["queues"].items() if owner == pool}
         assert {k: priorities[k] for k in ("critical", "high", "normal", "low")} == {
             "critical": 1, "high": 2, "normal": 3, "low": 4}
-    assert ("local-file-system", "covsweep-results") in {(slug, name) for slug, name, _ in before["blocks"]}
+    assert {("local-file-system", "covsweep-results"), ("covsweep-llm", "default"), ("covsweep-sandbox", "default")} <= {
+        (slug, name) for slug, name, _ in before["blocks"]}
+    assert before["automations"]["covsweep-crash-silent-runs"][1] == timedelta(seconds=300)
     assert before["variables"]["covsweep_sweep_targets"] == []
 
 
