@@ -114,7 +114,8 @@ def ensure_sandbox_image(settings: Settings) -> str:
     client = docker_client()
     if settings.sandbox_image:
         if not image_exists(client, settings.sandbox_image):
-            raise InputError(f"sandbox image {settings.sandbox_image} (COVSWEEP_SANDBOX_IMAGE or block covsweep-sandbox) is not present")
+            raise InputError(f"sandbox image {settings.sandbox_image} (COVSWEEP_SANDBOX_IMAGE or block "
+                             "covsweep-sandbox) is not present")
         return settings.sandbox_image
     base = _base(client, settings)
     tag = recipe_tag(base)

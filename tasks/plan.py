@@ -17,7 +17,8 @@ from covsweep.settings import Settings, load
 from tasks.discover import discover
 from tasks.llm_config import resolve_llm_config
 from tasks.image import ensure_sandbox_image
-from tasks.sandbox import docker_client, remove_leftovers
+from tasks.leftovers import remove_leftovers, remove_stale_workspaces
+from tasks.sandbox import docker_client
 from tasks.target_image import ensure_target_image
 from tasks.models import GeneratorName, InputError, Project, SandboxConfig, SandboxLimits
 
@@ -109,5 +110,6 @@ def plan_run(options: RunOptions, run_id: str | None = None, load_blocks: bool =
     out = Path(options.out).expanduser().resolve() if options.out else project.target / "tests" / "generated"
     report = Path(options.report).expanduser().resolve() if options.report else project.target / ".covsweep" / "report.json"
     run_id = run_id or uuid.uuid4().hex
+    remove_stale_workspaces(settings.cache_dir / "runs")
     return Plan(run_id=run_id, project=project, generator=generator, sandbox=config, out=out, report=report,
                 workspace=settings.cache_dir / "runs" / run_id, options=options)

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import docker
@@ -34,8 +33,6 @@ LABEL = "covsweep.sandbox"
 SLOTS = threading.BoundedSemaphore(2 * (os.cpu_count() or 1))
 # A container also ends itself this long after its timeout: its waiter may be dead (a killed worker).
 SELF_KILL_GRACE_S = 30
-# A finished container that nobody removed this long after it ended lost its run: covsweep removes it.
-LEFTOVER_AGE_S = 600
 
 
 class ExecResult(BaseModel):
@@ -115,30 +112,6 @@ def _run_docker(config, script, workspace, read_only, timeout, env) -> ExecResul
         container.remove(force=True)
     return ExecResult(exit_code=exit_code, output=output[-OUTPUT_LIMIT:], timed_out=timed_out,
                       oom_killed=oom, duration_s=time.monotonic() - started, start_s=start_s)
-
-
-def remove_leftovers(client: docker.DockerClient, older_than_s: float = LEFTOVER_AGE_S) -> list[str]:
-    """Sandbox containers that ended long ago, left by runs that died before removing them; a live
-    run removes each of its containers as soon as it ends. Returns their ids."""
-    now = time.time()
-    removed = []
-    for container in client.containers.list(all=True, filters={"label": LABEL, "status": "exited"}):
-        ended = _timestamp(container.attrs["State"].get("FinishedAt", ""))
-        if ended and now - ended > older_than_s:
-            try:
-                container.remove(force=True)
-                removed.append(container.id[:12])
-            except APIError:
-                pass  # another run removed it meanwhile
-    return removed
-
-
-def _timestamp(docker_time: str) -> float | None:
-    """Docker's RFC 3339 times carry nanoseconds, which datetime does not parse."""
-    try:
-        return datetime.fromisoformat(docker_time[:19]).replace(tzinfo=timezone.utc).timestamp()
-    except ValueError:
-        return None
 
 
 def _outermost(paths: list[Path]) -> list[Path]:

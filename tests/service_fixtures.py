@@ -32,7 +32,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+def start_process(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     # A session of its own: stopping it signals it and its children, nothing else. Appending keeps
     # the log of an earlier start of the same process.
     with log.open("a") as out:
@@ -95,8 +95,9 @@ class Service:
     def start_server(self, timeout: float = 120) -> None:
         """On the same port and PREFECT_HOME (so the same database) every time."""
         env = {k: v for k, v in self.env.items() if k != "PREFECT_API_URL"}
-        self.server = _start([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(self.port), "--no-ui"],
-                             env, self.server_log)
+        self.server = start_process(
+            [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(self.port), "--no-ui"],
+            env, self.server_log)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.server.poll() is None, f"prefect server exited:\n{self.server_log.read_text()[-3000:]}"
@@ -113,8 +114,8 @@ class Service:
         self.server = None
 
     def start_worker(self, name: str = "covsweep-test") -> subprocess.Popen:
-        self.worker = _start([PREFECT, "worker", "start", "--pool", "covsweep", "--name", name],
-                             self.env, self.worker_log)
+        self.worker = start_process([PREFECT, "worker", "start", "--pool", "covsweep", "--name", name],
+                                    self.env, self.worker_log)
         return self.worker
 
     def flow_run_processes(self) -> list[int]:

@@ -174,7 +174,7 @@ def test_timeout_kills_the_script_and_removes_its_container(docker_config, works
 
 
 @pytest.mark.docker
-def test_container_ends_itself_when_its_waiter_dies_and_is_swept_later(docker_config, workspace, target):
+def test_container_ends_itself_when_its_waiter_dies(docker_config, workspace, target):
     # The process waiting on the container is killed (a worker killed with its flow runs) before the timeout.
     waiter = subprocess.Popen([sys.executable, "-c", f"""
 from pathlib import Path
@@ -198,11 +198,6 @@ sandbox.run(SandboxConfig(kind="docker", image={docker_config.image!r}), "hostna
             time.sleep(0.2)
             container.reload()
         assert container.status == "exited" and container.attrs["State"]["ExitCode"] == 137  # killed by itself
-
-        assert container.id[:12] not in sandbox.remove_leftovers(client, older_than_s=3600)  # a live run's, maybe
-        time.sleep(1.5)
-        assert container.id[:12] in sandbox.remove_leftovers(client, older_than_s=1)
-        assert_container_gone(container.id[:12])
     finally:
         with suppress(NotFound):
             container.remove(force=True)

@@ -1,0 +1,65 @@
+"""What dead runs leave behind is removed by the runs after them, and nothing a live run still uses."""
+
+from __future__ import annotations
+
+import os
+import time
+from contextlib import suppress
+
+import docker
+import pytest
+from docker.errors import NotFound
+
+from tasks.leftovers import remove_leftovers, remove_stale_workspaces
+from tasks.sandbox import LABEL
+
+DAY = 24 * 3600
+
+
+@pytest.mark.docker
+def test_an_ended_sandbox_container_is_removed_once_it_is_old_enough(sandbox_image, tmp_path):
+    client = docker.from_env()
+    # Mounting tmp_path ties it to this test for the no-container-left-behind check.
+    ended = client.containers.run(sandbox_image, ["true"], labels={LABEL: "1"}, detach=True,
+                                  volumes={str(tmp_path): {"bind": "/mnt", "mode": "ro"}})
+    going = client.containers.run(sandbox_image, ["sleep", "60"], labels={LABEL: "1"}, detach=True,
+                                  volumes={str(tmp_path): {"bind": "/mnt", "mode": "ro"}})
+    try:
+        ended.wait(timeout=60)
+        assert ended.id[:12] not in remove_leftovers(client, older_than_s=3600)  # may still be its run's
+        time.sleep(1.5)
+        removed = remove_leftovers(client, older_than_s=1)
+        assert ended.id[:12] in removed and going.id[:12] not in removed  # a running one is a live run's
+        with pytest.raises(NotFound):
+            client.containers.get(ended.id)
+        going.reload()
+        assert going.status == "running"
+    finally:
+        for container in (ended, going):
+            with suppress(NotFound):
+                container.remove(force=True)
+
+
+def age(path, seconds: float) -> None:
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
+def test_only_workspaces_untouched_for_a_day_are_removed(tmp_path):
+    runs = tmp_path / "runs"
+    dead = runs / "dead-run"
+    (dead / "shop__money.py").mkdir(parents=True)
+    (dead / "shop__money.py" / "pynguin-1.log").write_text("...")
+    age(dead / "shop__money.py", 2 * DAY)
+    age(dead, 2 * DAY)
+    # A long run: its folder is old, but one of its modules started a minute ago.
+    long = runs / "long-run"
+    (long / "a.py").mkdir(parents=True)
+    (long / "b.py").mkdir()
+    age(long / "a.py", 2 * DAY)
+    age(long, 2 * DAY)
+    (runs / "new-run").mkdir()
+
+    assert remove_stale_workspaces(runs) == ["dead-run"]
+    assert sorted(p.name for p in runs.iterdir()) == ["long-run", "new-run"]
+    assert remove_stale_workspaces(tmp_path / "no-runs-yet") == []
