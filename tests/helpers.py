@@ -6,7 +6,26 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+# Tests of examples/shop/src/shop/discounts.py an LLM or an agent might write: they pass and add coverage.
+SHOP_COUPON_TESTS = '''\
+def test_coupons():
+    assert coupon_percent(" ") == 0
+    assert coupon_percent("save20") == 20
+    assert coupon_percent("SAVE90") == 0
+    assert coupon_percent("WELCOME") == 15
+    assert coupon_percent("other") == 0
+
+
+def test_best_price():
+    assert best_price(1000, ["SAVE10", "WELCOME"]) == 850
+'''
 
 
 def write_project(root: Path, files: dict[str, str]) -> Path:
@@ -40,3 +59,10 @@ def host_processes_with(token: str) -> list[str]:
         if token in cmdline:
             found.append(cmdline)
     return found
+
+
+def in_threads(work: Callable[[], T], count: int) -> list[T]:
+    """`work` called by `count` threads at once, as module tasks call it; what each returned. Any
+    exception raised in a thread fails the test."""
+    with ThreadPoolExecutor(count) as pool:
+        return [f.result() for f in [pool.submit(work) for _ in range(count)]]

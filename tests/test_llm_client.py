@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import threading
 import time
 from email.utils import formatdate
 
@@ -25,6 +24,7 @@ from tests.fake_llm import (
     truncated_transfer,
     unauthorized,
 )
+from tests.helpers import in_threads
 
 MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "write a test"}]
 
@@ -180,21 +180,8 @@ def test_threads_share_one_pool(fake_llm, client):
     threads, calls = 6, 5
     fake_llm.script(*[answer(f"a{i}", prompt_tokens=10, completion_tokens=i % 3 + 1)
                       for i in range(threads * calls)])
-    results, errors = [], []
-
-    def work():
-        for _ in range(calls):
-            try:
-                results.append(client.complete("m/one", MESSAGES))
-            except Exception as exc:  # noqa: BLE001
-                errors.append(exc)
-
-    workers = [threading.Thread(target=work) for _ in range(threads)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    assert errors == []
+    results = [r for batch in in_threads(lambda: [client.complete("m/one", MESSAGES) for _ in range(calls)], threads)
+               for r in batch]
     assert len(results) == threads * calls
     assert sum(r.prompt_tokens + r.completion_tokens for r in results) == fake_llm.tokens_served
     assert len({r.client_port for r in fake_llm.requests}) <= threads

@@ -11,7 +11,7 @@ import pytest
 
 from flows.spec_to_production import spec_to_production
 from tests.fake_llm import API_KEY, code_answer, prose, rate_limited, server_error, unauthorized
-from tests.helpers import run_cli
+from tests.helpers import SHOP_COUPON_TESTS, run_cli
 
 pytestmark = pytest.mark.docker
 
@@ -35,21 +35,11 @@ def test_threshold():
     assert threshold_discount(5) == 5
 
 
-def test_coupons():
-    assert coupon_percent(" ") == 0
-    assert coupon_percent("save20") == 20
-    assert coupon_percent("SAVE90") == 0
-    assert coupon_percent("WELCOME") == 15
-    assert coupon_percent("other") == 0
-
-
-def test_best_price():
-    assert best_price(1000, ["SAVE10", "WELCOME"]) == 850
-
-
 def test_a_wrong_expectation():
     assert percent_off(100, 50) == 7
-'''
+
+
+''' + SHOP_COUPON_TESTS
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from tests.fake_llm import (
     unauthorized,
     unfenced,
 )
-from tests.helpers import write_project
+from tests.helpers import in_threads, write_project
 
 FAST = RetryPolicy(backoff_base_s=0.01, backoff_max_s=0.05, max_retry_after_s=2.0, default_retry_after_s=0.01,
                    min_request_s=0.1)
@@ -268,20 +268,8 @@ def test_the_breaker_can_be_turned_off(fake_llm, llm_config):
 def test_modules_in_threads_share_the_session_and_its_accounting(fake_llm, session):
     modules = 6
     fake_llm.script(*[code_answer(prompt_tokens=100 + i, completion_tokens=10 * i) for i in range(modules)])
-    results, errors = [], []
-
-    def one():
-        try:
-            results.append(run(session))
-        except Exception as exc:  # noqa: BLE001
-            errors.append(exc)
-
-    threads = [threading.Thread(target=one) for _ in range(modules)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == [] and len(results) == modules
+    results = in_threads(lambda: run(session), modules)
+    assert len(results) == modules
     summary = session.spend.summary()
     assert summary.tokens_used == sum(r.tokens_used for r in results) == fake_llm.tokens_served
     assert summary.requests == modules

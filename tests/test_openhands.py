@@ -13,7 +13,7 @@ import pytest
 from pydantic import SecretStr
 
 from tests.fake_llm import API_KEY, answer, code_answer, prose, unauthorized
-from tests.helpers import snapshot
+from tests.helpers import SHOP_COUPON_TESTS, snapshot
 
 STANDIN = Path(__file__).resolve().parent.parent / "deployments" / "openhands-standin"
 
@@ -43,21 +43,11 @@ MORE_DISCOUNT_TESTS = '''\
 from shop.discounts import best_price, coupon_percent, percent_off
 
 
-def test_coupons():
-    assert coupon_percent(" ") == 0
-    assert coupon_percent("save20") == 20
-    assert coupon_percent("SAVE90") == 0
-    assert coupon_percent("WELCOME") == 15
-    assert coupon_percent("other") == 0
-
-
-def test_best_price():
-    assert best_price(1000, ["SAVE10", "WELCOME"]) == 850
-
-
 def test_percent_off():
     assert percent_off(200, 50) == 100
-'''
+
+
+''' + SHOP_COUPON_TESTS
 
 
 # -- without Docker -------------------------------------------------------------------------------
