@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import json
+import threading
 import time
 from typing import Any, Literal
 
@@ -84,8 +86,9 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 
 
 class LLMClient:
-    """One per run. Module tasks call `complete` from the flow's worker threads at once:
-    httpx.Client is thread-safe (its connection pool is locked), so they share one pool."""
+    """One per run: an httpx.AsyncClient, so one connection pool, on an event loop of its own in a
+    thread of its own. Module tasks run in the flow's worker threads and call `complete`, which hands
+    the request to that loop and waits for its answer: all requests of a run share the loop and pool."""
 
     def __init__(self, config: LLMConfig, *, max_connections: int = 32):
         self._base_url = config.base_url
@@ -95,12 +98,15 @@ class LLMClient:
         headers = {"X-Title": "covsweep"}  # OpenRouter shows it as the calling app
         if self._secret:
             headers["Authorization"] = f"Bearer {self._secret}"
-        self._http = httpx.Client(
+        self._http = httpx.AsyncClient(
             base_url=config.base_url + "/", headers=headers,
             timeout=httpx.Timeout(config.request_timeout_s, connect=min(10.0, config.request_timeout_s)),
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
             follow_redirects=False,
         )
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="covsweep-llm", daemon=True)
+        self._thread.start()
 
     def __repr__(self) -> str:
         return f"LLMClient(base_url={self._base_url!r})"
@@ -112,7 +118,12 @@ class LLMClient:
         self.close()
 
     def close(self) -> None:
-        self._http.close()
+        if self._loop.is_closed():
+            return
+        asyncio.run_coroutine_threadsafe(self._http.aclose(), self._loop).result()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
 
     @property
     def closed(self) -> bool:
@@ -126,46 +137,58 @@ class LLMClient:
 
     def complete(self, model: str, messages: list[dict[str, str]], *, timeout: float | None = None,
                  max_tokens: int | None = None, temperature: float | None = None) -> Completion:
-        """One chat completion; raises LLMError, never an httpx exception."""
+        """One chat completion, run on the client's loop; call it from any thread but that loop's."""
+        if self._loop.is_closed():
+            raise RuntimeError("the LLM client is closed")
+        answer = self._acomplete(model, messages, timeout=timeout, max_tokens=max_tokens, temperature=temperature)
+        return asyncio.run_coroutine_threadsafe(answer, self._loop).result()
+
+    async def _acomplete(self, model: str, messages: list[dict[str, str]], *, timeout: float | None = None,
+                         max_tokens: int | None = None, temperature: float | None = None) -> Completion:
+        """One chat completion, whole within `timeout`; raises LLMError, never an httpx exception."""
         timeout = min(self._timeout, timeout) if timeout else self._timeout
         payload: dict[str, Any] = {"model": model, "messages": messages,
                                    "max_tokens": max_tokens or self._max_tokens}
         if temperature is not None:
             payload["temperature"] = temperature
         started = time.monotonic()
-        deadline = started + timeout
         request = self._http.build_request(
             "POST", "chat/completions", json=payload,
             timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)))
+        response = None
         try:
-            response = self._http.send(request, stream=True)
-        except httpx.TimeoutException:
-            raise self._error("timeout", f"{model}: no answer from {self._base_url} within {timeout:.0f}s") from None
-        except httpx.TransportError as exc:
-            raise self._error("connection", f"{model}: cannot reach {self._base_url}: "
-                                            f"{exc.__class__.__name__}: {exc}") from None
-        try:
-            body = self._read(response, model, deadline, timeout)
-        finally:
-            response.close()
-        duration = time.monotonic() - started
-        return self._parse(model, response, body, duration)
+            # httpx's read timeout is per chunk: a trickling answer is bounded here, as a whole.
+            async with asyncio.timeout(timeout):
+                try:
+                    response = await self._http.send(request, stream=True)
+                except httpx.TransportError as exc:
+                    raise self._transport_error(model, exc, timeout) from None
+                try:
+                    body = await self._read(response, model)
+                finally:
+                    await response.aclose()
+        except TimeoutError:
+            what = "no answer from " + self._base_url if response is None else "answer not complete"
+            raise self._error("timeout", f"{model}: {what} within {timeout:.0f}s",
+                              status=response.status_code if response is not None else None) from None
+        return self._parse(model, response, body, time.monotonic() - started)
 
-    def _read(self, response: httpx.Response, model: str, deadline: float, timeout: float) -> bytes:
-        """The whole body, within the request's total time (httpx's read timeout is per chunk)."""
+    def _transport_error(self, model: str, exc: httpx.TransportError, timeout: float) -> LLMError:
+        if isinstance(exc, httpx.TimeoutException):
+            return self._error("timeout", f"{model}: no answer from {self._base_url} within {timeout:.0f}s")
+        return self._error("connection", f"{model}: cannot reach {self._base_url}: {exc.__class__.__name__}: {exc}")
+
+    async def _read(self, response: httpx.Response, model: str) -> bytes:
         chunks, size = [], 0
         try:
-            for chunk in response.iter_bytes():
+            async for chunk in response.aiter_bytes():
                 chunks.append(chunk)
                 size += len(chunk)
                 if size > BODY_LIMIT:
                     raise self._error("invalid_response", f"{model}: answer larger than {BODY_LIMIT} bytes",
                                       status=response.status_code)
-                if time.monotonic() > deadline:
-                    raise httpx.ReadTimeout("total time exceeded")
         except httpx.TimeoutException:
-            raise self._error("timeout", f"{model}: answer not complete within {timeout:.0f}s",
-                              status=response.status_code) from None
+            raise TimeoutError from None
         except httpx.TransportError as exc:
             raise self._error("invalid_response", f"{model}: answer truncated (HTTP {response.status_code}, "
                                                   f"{exc.__class__.__name__})", status=response.status_code) from None

@@ -39,6 +39,7 @@ class Reply:
     delay_s: float = 0.0                     # before the status line: longer than the client timeout -> timeout
     declared_length: int | None = None       # more than len(body): the connection closes mid-body
     usage: tuple[int, int] = (0, 0)          # prompt, completion tokens this reply serves
+    trickle_s: float = 0.0                   # the body sent in ten pieces over this long
 
 
 @dataclass
@@ -126,6 +127,14 @@ def slow(seconds: float, reply: Reply | None = None) -> Reply:
     return reply
 
 
+def trickling(seconds: float, reply: Reply | None = None) -> Reply:
+    """`reply` (a valid answer by default), its body sent bit by bit over `seconds`: every piece
+    arrives well within a read timeout, the whole answer does not."""
+    reply = reply or code_answer()
+    reply.trickle_s = seconds
+    return reply
+
+
 def truncated_json(**kw) -> Reply:
     """A complete HTTP response whose JSON body stops half-way."""
     text = json.dumps(completion_body(f"```python\n{VALID_TEST}```", **kw))
@@ -184,8 +193,14 @@ class _Handler(BaseHTTPRequestHandler):
             if reply.declared_length:
                 self.send_header("Connection", "close")
             self.end_headers()
-            self.wfile.write(payload)
-            self.wfile.flush()
+            pieces = 10 if reply.trickle_s else 1
+            step = -(-len(payload) // pieces)
+            for start in range(0, len(payload), step):
+                if start and fake._released.wait(reply.trickle_s / pieces):
+                    self.close_connection = True
+                    return  # the server is closing
+                self.wfile.write(payload[start:start + step])
+                self.wfile.flush()
             if reply.declared_length:
                 self.close_connection = True
                 self.connection.shutdown(socket.SHUT_RDWR)

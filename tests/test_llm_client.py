@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 import time
 from email.utils import formatdate
 
@@ -20,6 +21,7 @@ from tests.fake_llm import (
     rate_limited,
     server_error,
     slow,
+    trickling,
     truncated_json,
     truncated_transfer,
     unauthorized,
@@ -135,6 +137,33 @@ def test_a_per_call_timeout_shortens_the_configured_one(fake_llm, client):
     started = time.monotonic()
     assert failure(client, timeout=0.5).type == "timeout"
     assert time.monotonic() - started < 1.5
+
+
+def test_an_answer_trickling_in_past_the_timeout_is_timeout(fake_llm, client):
+    fake_llm.script(trickling(3.0))
+    started = time.monotonic()
+    error = failure(client, timeout=1.0)
+    assert error.type == "timeout" and "answer not complete" in error.message
+    assert time.monotonic() - started < 2.5  # bounded as a whole, though each piece came in time
+
+
+def test_an_answer_in_pieces_within_the_timeout_is_put_together(fake_llm, client):
+    fake_llm.script(trickling(0.5))
+    assert "def test_add" in client.complete("m/one", MESSAGES).text
+
+
+def test_closing_ends_the_clients_loop_and_refuses_new_requests(llm_config):
+    def loops() -> int:
+        return sum(t.name == "covsweep-llm" for t in threading.enumerate())
+
+    before = loops()
+    client = LLMClient(llm_config)
+    assert loops() == before + 1
+    client.close()
+    client.close()  # a second close is harmless
+    assert loops() == before and client.closed
+    with pytest.raises(RuntimeError, match="closed"):
+        client.complete("m/one", MESSAGES)
 
 
 def test_truncated_json_is_invalid_response(fake_llm, client):
