@@ -58,16 +58,24 @@ def summary_table(report: Report) -> Table:
     return table
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run the flow in this process and print a summary; the report goes to --report."""
-    from tasks.plan import RunOptions, plan_run
+def _options(args: argparse.Namespace):
+    """The flow's parameters from the options; a bad value is one error line naming its option."""
+    from tasks.plan import RunOptions
 
     try:
-        options = RunOptions(**{name: getattr(args, name) for name in RunOptions.model_fields})
-        plan = plan_run.fn(options, load_blocks=False)
+        return RunOptions(**{name: getattr(args, name) for name in RunOptions.model_fields})
     except ValidationError as exc:
         first = exc.errors()[0]
         fail(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the flow in this process and print a summary; the report goes to --report."""
+    from tasks.plan import plan_run
+
+    options = _options(args)
+    try:
+        plan = plan_run.fn(options, load_blocks=False)
     except InputError as exc:
         fail(str(exc))
     _interrupt_on_sigterm()
@@ -106,14 +114,10 @@ def submit(args: argparse.Namespace) -> int:
     """Start a run of deployment spec-to-production/default on the priority's queue; print its id at once."""
     from covsweep import service
     from tasks.discover import discover
-    from tasks.plan import RunOptions
 
+    options = _options(args)
     try:
-        options = RunOptions(**{name: getattr(args, name) for name in RunOptions.model_fields})
         discover.fn(Path(options.target), options.modules)  # a missing or empty target fails here, not on a worker
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        fail(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}")
     except InputError as exc:
         fail(str(exc))
     # The worker runs elsewhere in the filesystem: paths are sent resolved against this directory.

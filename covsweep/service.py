@@ -32,6 +32,8 @@ from covsweep.reports import ResultUnavailable, stored_result, to_json
 
 # How long a submission keeps asking a server that answers 503 (SQLite's "database is locked").
 SUBMIT_PATIENCE_S = 180.0
+# A request whose answer never came (or came cut off): the server may have acted on it.
+UNANSWERED = (httpx.TimeoutException, httpx.ReadError, httpx.RemoteProtocolError)
 FINAL = [StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED]
 # Loading the results block queues one event; its flush at exit would warn on stderr after our output.
 logging.getLogger("EventsWorker").setLevel(logging.ERROR)
@@ -57,6 +59,9 @@ def _client() -> Iterator[SyncPrefectClient]:
         why = " (its SQLite database is busy: PostgreSQL takes more at once)" if code == 503 else ""
         raise BadRequest(f"the Prefect API at {api_url()} answered {code} {exc.response.reason_phrase}{why}, "
                          "also when asked again: try later") from None
+    except UNANSWERED as exc:
+        raise BadRequest(f"the Prefect API at {api_url()} did not answer in time ({type(exc).__name__}),"
+                         " also when asked again: try later") from None
 
 
 def _run_id(text: str) -> UUID:
@@ -105,10 +110,9 @@ def _create_run(client: SyncPrefectClient, deployment_id: UUID, parameters: dict
             except PrefectHTTPStatusError as exc:
                 if exc.response.status_code != 503 or time.monotonic() > deadline:
                     raise
-            except (httpx.TimeoutException, httpx.ReadError, httpx.RemoteProtocolError) as exc:
+            except UNANSWERED:
                 if time.monotonic() > deadline:
-                    raise BadRequest(f"the Prefect API at {api_url()} did not answer in time ({type(exc).__name__}),"
-                                     " also when asked again: try later") from None
+                    raise
             time.sleep(random.uniform(0.0, 1.0))  # apart from the others that were refused with it
 
 

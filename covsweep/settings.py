@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     # The service (`make deploy`): where the covsweep-results block keeps the reports of deployed runs.
     results_dir: Path | None = Field(default=None, description="None: CACHE_DIR/results")
     sweep_targets: str | None = Field(default=None, description="comma-separated targets of the nightly sweep")
+    # The port `make server` gives the Prefect server and its UI (Makefile's PREFECT_PORT).
+    prefect_port: int = Field(default=4200, validation_alias="PREFECT_PORT")
     pool_concurrency: int = Field(default=2, ge=1, description="flow runs at once on a new work pool")
     silent_run_s: int = Field(default=300, ge=90, description="a deployed run that sent no heartbeat for this "
                               "long (its host or container died) is marked Crashed, freeing its pool slot")

@@ -20,6 +20,9 @@ import tempfile
 from pathlib import Path
 from uuid import UUID
 
+from covsweep.api import api_url
+from covsweep.settings import load
+
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 TABS = ("Logs", "TaskRuns", "SubflowRuns", "Artifacts", "Parameters", "JobVariables")  # the run page's tabs
 
@@ -29,7 +32,7 @@ class Refused(Exception):
 
 
 def default_ui() -> str:
-    api = os.environ.get("PREFECT_API_URL") or f"http://127.0.0.1:{os.environ.get('PREFECT_PORT', '4200')}/api"
+    api = api_url() or f"http://127.0.0.1:{load().prefect_port}/api"
     return api.rstrip("/").removesuffix("/api")
 
 

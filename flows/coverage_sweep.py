@@ -58,8 +58,8 @@ def coverage_sweep(
     for target in targets:
         # One subflow per target: each has its own run, report and artifacts in the UI.
         state = spec_to_production(target=target, **options, return_state=True)
-        point = point_from_state(target, None, state)
-        point.run_id = str(state.state_details.flow_run_id) if state.state_details.flow_run_id else None
+        run_id = state.state_details.flow_run_id
+        point = point_from_state(target, str(run_id) if run_id else None, state)
         current.points.append(point)
         logger.info("%s: %s", target, f"line {point.line:.1f}%" if point.ok else f"{point.state}: {point.error}")
     earlier = read_history(sweep_id, history) if history else []

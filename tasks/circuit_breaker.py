@@ -84,8 +84,8 @@ class Breakers:
         self._by_model: dict[str, CircuitBreaker] = {}
 
     @classmethod
-    def from_config(cls, config: LLMConfig, **kw) -> "Breakers":
-        return cls(config.breaker_threshold, config.breaker_cooldown_s, enabled=config.circuit_breaker, **kw)
+    def from_config(cls, config: LLMConfig) -> "Breakers":
+        return cls(config.breaker_threshold, config.breaker_cooldown_s, enabled=config.circuit_breaker)
 
     def __getitem__(self, model: str) -> CircuitBreaker:
         with self._lock:

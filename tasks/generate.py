@@ -10,6 +10,7 @@ from prefect import task
 from prefect.logging import get_logger
 from pydantic import BaseModel, Field
 
+from covsweep.objects import MODULE_TASK_PREFIX
 from tasks.filtering import Covered, filter_tests
 from tasks.ledger import finished_result, module_fingerprint, record_finished, tests_fingerprint
 from tasks.measure import Measurement
@@ -136,7 +137,7 @@ def process_module(job: ModuleJob) -> ModuleResult:
     return result
 
 
-@task(name="generate-module", task_run_name="generate {job.module.path}")
+@task(name="generate-module", task_run_name=MODULE_TASK_PREFIX + "{job.module.path}")
 def generate_module(job: ModuleJob) -> ModuleResult:
     return process_module(job)
 

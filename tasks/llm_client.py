@@ -51,14 +51,13 @@ class LLMError(Exception):
     `status` is the HTTP status when there was one; `usage` what a bad answer still cost."""
 
     def __init__(self, type: LLMErrorType, message: str, retry_after: float | None = None, *,
-                 status: int | None = None, usage: Usage | None = None, text: str | None = None):
+                 status: int | None = None, usage: Usage | None = None):
         super().__init__(message)
         self.type = type
         self.message = message
         self.retry_after = retry_after
         self.status = status
         self.usage = usage
-        self.text = text  # the answer's text when the answer itself was rejected
 
     def __repr__(self) -> str:
         return f"LLMError(type={self.type!r}, message={self.message!r}, retry_after={self.retry_after!r})"
@@ -135,22 +134,16 @@ class LLMClient:
     def _error(self, type: LLMErrorType, message: str, retry_after: float | None = None, **kw: Any) -> LLMError:
         return LLMError(type, self._redact(message), retry_after, **kw)
 
-    def complete(self, model: str, messages: list[dict[str, str]], *, timeout: float | None = None,
-                 max_tokens: int | None = None, temperature: float | None = None) -> Completion:
+    def complete(self, model: str, messages: list[dict[str, str]], *, timeout: float | None = None) -> Completion:
         """One chat completion, run on the client's loop; call it from any thread but that loop's."""
         if self._loop.is_closed():
             raise RuntimeError("the LLM client is closed")
-        answer = self._acomplete(model, messages, timeout=timeout, max_tokens=max_tokens, temperature=temperature)
-        return asyncio.run_coroutine_threadsafe(answer, self._loop).result()
+        return asyncio.run_coroutine_threadsafe(self._acomplete(model, messages, timeout), self._loop).result()
 
-    async def _acomplete(self, model: str, messages: list[dict[str, str]], *, timeout: float | None = None,
-                         max_tokens: int | None = None, temperature: float | None = None) -> Completion:
+    async def _acomplete(self, model: str, messages: list[dict[str, str]], timeout: float | None) -> Completion:
         """One chat completion, whole within `timeout`; raises LLMError, never an httpx exception."""
         timeout = min(self._timeout, timeout) if timeout else self._timeout
-        payload: dict[str, Any] = {"model": model, "messages": messages,
-                                   "max_tokens": max_tokens or self._max_tokens}
-        if temperature is not None:
-            payload["temperature"] = temperature
+        payload = {"model": model, "messages": messages, "max_tokens": self._max_tokens}
         started = time.monotonic()
         request = self._http.build_request(
             "POST", "chat/completions", json=payload,

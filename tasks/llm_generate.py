@@ -62,10 +62,7 @@ class LLMGenerationError(ModuleError):
     def __init__(self, type: ErrorType, message: str, tally: "_Tally"):
         super().__init__(type, message)
         self.attempts = list(tally.attempts)
-        self.prompt_tokens, self.completion_tokens = tally.prompt_tokens, tally.completion_tokens
-        self.tokens_used = tally.prompt_tokens + tally.completion_tokens
-        self.cost_usd = tally.cost_usd
-        self.retries = max(0, len(tally.attempts) - 1)
+        self.tokens_used, self.cost_usd, self.retries = tally.tokens_used, tally.cost_usd, tally.retries
 
 
 class _Tally:
@@ -77,6 +74,14 @@ class _Tally:
 
     def attempt(self, model: str, outcome: str, duration: float) -> None:
         self.attempts.append(Attempt(model=model, outcome=outcome, duration_s=round(duration, 3)))
+
+    @property
+    def tokens_used(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def retries(self) -> int:
+        return max(0, len(self.attempts) - 1)
 
     def charge(self, model: str, usage: Usage | None) -> None:
         if usage is None:
@@ -219,8 +224,8 @@ def complete_with_fallback(session: LLMSession, messages: list[dict[str, str]], 
             return LLMGenerated(
                 source=source, model=model, attempts=tally.attempts, prompt_tokens=tally.prompt_tokens,
                 completion_tokens=tally.completion_tokens,
-                tokens_used=tally.prompt_tokens + tally.completion_tokens, cost_usd=round(tally.cost_usd, 6),
-                retries=max(0, len(tally.attempts) - 1), duration_s=round(time.monotonic() - started, 3),
+                tokens_used=tally.tokens_used, cost_usd=round(tally.cost_usd, 6),
+                retries=tally.retries, duration_s=round(time.monotonic() - started, 3),
                 conversation=list(messages) + [{"role": "assistant", "content": completion.text}],
             )
     last = list(failures.values())[-1] if failures else LLMError("connection", "no model configured")

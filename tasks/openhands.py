@@ -18,16 +18,15 @@ import httpx
 import requests
 from docker.errors import APIError, DockerException, NotFound
 from prefect.logging import get_logger
-from prefect.runtime import flow_run
 from pydantic import BaseModel, SecretStr
 
 from covsweep.settings import Settings
 from tasks.discover import _is_test_file
 from tasks.image import image_exists
 from tasks.llm_config import LLMConfig
-from tasks.llm_session import get_session, open_run_session
 from tasks.models import FileCoverage, InputError, Module, ModuleError, Project
 from tasks.prompt import describe_missing, missing
+from tasks.pynguin import Generated
 from tasks.sandbox import docker_client, prepare_workspace
 from tasks.testfile import TestFileBuilder, test_names
 
@@ -79,17 +78,6 @@ class OpenHandsSetup(BaseModel):
                    model=litellm_model(settings.openhands_model or llm.models[0], llm.base_url),
                    base_url=llm.base_url, api_key=llm.api_key, network=settings.openhands_network,
                    timeout_s=settings.openhands_timeout, idle_s=settings.openhands_idle_timeout)
-
-
-def run_llm_config(run_id: str) -> LLMConfig:
-    """The run's LLM settings, from its session; the flow opens one for `llm` runs only, so the
-    first module of another run opens it from the flow run's parameters (the flow closes it)."""
-    try:
-        return get_session(run_id).config
-    except LookupError:
-        params = flow_run.parameters or {}
-        open_run_session.fn(run_id, params.get("models"), params.get("llm_base_url"), params.get("budget_usd"))
-        return get_session(run_id).config
 
 
 # -- the scratch copy -----------------------------------------------------------------------------
@@ -300,16 +288,9 @@ def failure(run: ContainerRun, setup: OpenHandsSetup, timeout: float) -> ModuleE
     return ModuleError("invalid_response", "OpenHands finished without writing a test file")
 
 
-class OpenHandsGenerated(BaseModel):
-    file: Path
-    test_files: int
-    start_s: float
-    duration_s: float
-
-
 def generate_with_openhands(setup: OpenHandsSetup, project: Project, module: Module, coverage: FileCoverage,
                             workspace: Path, *, round_no: int, timeout: float, failures: str = "",
-                            kept: list[str] | None = None) -> OpenHandsGenerated:
+                            kept: list[str] | None = None) -> Generated:
     """One OpenHands run; the tests it left come back as workspace/test_covsweep_<round_no>.py."""
     scratch = workspace / f"openhands-{round_no}"
     copy, state = scratch / "project", scratch / "state"
@@ -340,7 +321,6 @@ def generate_with_openhands(setup: OpenHandsSetup, project: Project, module: Mod
             builder.add(source, names)
         candidate = workspace / f"test_covsweep_{round_no}.py"
         candidate.write_text(builder.render())
-        return OpenHandsGenerated(file=candidate, test_files=len(found), start_s=run.start_s,
-                                  duration_s=run.duration_s)
+        return Generated(file=candidate, start_s=run.start_s, duration_s=run.duration_s)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -88,7 +88,6 @@ def sandbox_config(kind: str, settings: Settings, project: Project | None = None
         settings = settings.model_copy(update={"sandbox_image": block.image})
     # The project's declared dependencies ride in a layer of their own; none declared: the plain sandbox.
     image = ensure_target_image(settings, project.target) if project else ensure_sandbox_image(settings)
-    remove_leftovers(docker_client())
     return SandboxConfig(kind="docker", image=image, limits=limits)
 
 
@@ -111,5 +110,7 @@ def plan_run(options: RunOptions, run_id: str | None = None, load_blocks: bool =
     report = Path(options.report).expanduser().resolve() if options.report else project.target / ".covsweep" / "report.json"
     run_id = run_id or uuid.uuid4().hex
     remove_stale_workspaces(settings.cache_dir / "runs")
+    if config.kind == "docker":
+        remove_leftovers(docker_client())
     return Plan(run_id=run_id, project=project, generator=generator, sandbox=config, out=out, report=report,
                 workspace=settings.cache_dir / "runs" / run_id, options=options)

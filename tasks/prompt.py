@@ -6,7 +6,9 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from tasks.discover import _is_test_file
 from tasks.models import FileCoverage, Module, Project
+from tasks.write import is_covsweep_file
 
 MAX_SOURCE_LINES = 400       # longer modules are shown as an outline plus the missed segments
 MAX_SEGMENT_LINES = 250      # all missed segments together
@@ -286,31 +288,20 @@ def imported_signatures(project: Project, module: Module, tree: ast.Module, *,
     return "\n\n".join(out)
 
 
-def _is_generated(path: Path) -> bool:
-    from tasks.write import MARKER
-
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            return handle.readline().startswith(MARKER)
-    except OSError:
-        return True
-
-
 def _test_files(project: Project) -> list[Path]:
     found: list[Path] = []
     for root in project.test_paths:
         if root.is_file():
             found.append(root)
         elif root.is_dir():
-            found += sorted(p for p in root.rglob("*.py")
-                            if p.name.startswith("test_") or p.name.endswith("_test.py"))
+            found += sorted(p for p in root.rglob("*.py") if _is_test_file(p.name))
     return found
 
 
 def test_style_sample(project: Project, *, max_lines: int = MAX_STYLE_LINES) -> tuple[str, str] | None:
     """(path relative to the target, its first lines) of the project's first own test file."""
     for path in _test_files(project):
-        if _is_generated(path):
+        if is_covsweep_file(path):
             continue
         try:
             lines = path.read_text(encoding="utf-8", errors="replace").splitlines()

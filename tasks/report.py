@@ -11,6 +11,7 @@ from uuid import UUID
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact, update_progress_artifact
 
+from covsweep.objects import MODULES_KEY, PROGRESS_KEY
 from tasks.models import FileCoverage, ModuleResult, Report, Totals
 
 
@@ -77,7 +78,7 @@ def publish_report(report: Report, path: Path) -> Report:
     """Write the JSON report and the summary and modules artifacts; the flow persists the report."""
     save_report(report, path)
     create_markdown_artifact(key="covsweep-summary", markdown=_markdown(report), description="covsweep run summary")
-    create_table_artifact(key="covsweep-modules", table=table_rows(report), description="per-module coverage")
+    create_table_artifact(key=MODULES_KEY, table=table_rows(report), description="per-module coverage")
     return report
 
 
@@ -86,7 +87,7 @@ class Progress:
 
     def __init__(self, total: int):
         self.total, self.done, self.updated_s = total, 0, 0.0
-        self.artifact: UUID = create_progress_artifact(progress=0.0, key="covsweep-progress",
+        self.artifact: UUID = create_progress_artifact(progress=0.0, key=PROGRESS_KEY,
                                                        description=f"modules done of {total}")
 
     def advance(self, modules: int = 1) -> None:

@@ -12,7 +12,7 @@ from tasks.filtering import Covered, FilterResult
 from tasks.llm_generate import LLMGenerated, LLMGenerationError, generate_with_llm
 from tasks.llm_session import get_session
 from tasks.models import Attempt, FileCoverage, ModuleError, ModuleResult
-from tasks.openhands import OpenHandsSetup, generate_with_openhands, run_llm_config
+from tasks.openhands import OpenHandsSetup, generate_with_openhands
 from tasks.pynguin import generate_with_pynguin
 
 PYNGUIN_SEARCH_SHARE = 0.15
@@ -72,7 +72,7 @@ def llm_round(job, result: ModuleResult) -> Round:
 
 
 def openhands_round(job, result: ModuleResult) -> Round:
-    setup = OpenHandsSetup.resolve(load(), run_llm_config(job.run_id))
+    setup = OpenHandsSetup.resolve(load(), get_session(job.run_id).config)
 
     def run(round_no: int, remaining: float, covered: Covered, feedback: FilterResult | None) -> Path:
         started = time.monotonic()

@@ -48,16 +48,24 @@ class ExecResult(BaseModel):
         return self.exit_code == 0 and not self.timed_out
 
 
+# One client per thread, made and pinged once: docker-py promises no thread safety, and a client per
+# sandbox run would cost two extra requests each (the API version and the ping).
+_clients = threading.local()
+
+
 def docker_client() -> docker.DockerClient:
-    try:
-        client = docker.from_env(timeout=60)
-        client.ping()
-        return client
-    except (DockerException, requests.RequestException) as exc:
-        raise InputError(
-            f"Docker is not reachable ({exc.__class__.__name__}): start the daemon "
-            "(`sudo systemctl start docker` or `dockerd &`) or use --sandbox local"
-        ) from None
+    client = getattr(_clients, "client", None)
+    if client is None:
+        try:
+            client = docker.from_env(timeout=60)
+            client.ping()
+        except (DockerException, requests.RequestException) as exc:
+            raise InputError(
+                f"Docker is not reachable ({exc.__class__.__name__}): start the daemon "
+                "(`sudo systemctl start docker` or `dockerd &`) or use --sandbox local"
+            ) from None
+        _clients.client = client
+    return client
 
 
 def prepare_workspace(path: Path) -> Path:

@@ -54,11 +54,11 @@ def check_file(path: Path, failing: list[str]) -> Validation:
     issues: list[Issue] = []
     if not path.exists():
         issues.append(Issue(level="ERROR", rule="file-exists", message=f"{path} was not written"))
-    elif not path.read_text().strip():
+    elif not (text := path.read_text()).strip():
         issues.append(Issue(level="ERROR", rule="not-empty", message=f"{path} is empty"))
     else:
         try:
-            tree = ast.parse(path.read_text())
+            tree = ast.parse(text)
         except SyntaxError as exc:
             tree = None
             issues.append(Issue(level="ERROR", rule="valid-python", message=f"{path}: {exc}"))

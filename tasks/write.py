@@ -41,14 +41,11 @@ def _written_for(path: Path) -> str | None:
     return first.removeprefix(f"{MARKER} for ").split(" (sha256 ", 1)[0]
 
 
-def test_file_name(module: Module, project: Project) -> str:
-    """`test_<module path with _>.py`, unless the project has a test module of that name."""
+def test_file_name(module: Module, taken: set[str]) -> str:
+    """`test_<module path with _>.py`, unless the project has a test module of that name (`taken`)."""
     name = "test_" + module.path.removesuffix(".py").replace("/", "_").replace(".", "_") + ".py"
-    for existing in project.target.rglob(name):
-        if not is_covsweep_file(existing):
-            # pytest's default import mode rejects two test modules of the same basename.
-            return name.removesuffix(".py") + "_covsweep.py"
-    return name
+    # pytest's default import mode rejects two test modules of the same basename.
+    return name.removesuffix(".py") + "_covsweep.py" if name in taken else name
 
 
 def _preamble(out: Path, project: Project) -> str:
@@ -88,8 +85,9 @@ def render(module: Module, source: str, out: Path, project: Project, earlier: st
 def write_tests(project: Project, out: Path, requests: list[WriteRequest]) -> list[Written]:
     """Write each module's accepted tests atomically; never overwrite a file without the marker."""
     written = []
+    taken = {p.name for p in project.target.rglob("test_*.py") if not is_covsweep_file(p)}
     for request in requests:
-        name = test_file_name(request.module, project)
+        name = test_file_name(request.module, taken)
         path, n = out / name, 1
         # pkg/a_b.py and pkg/a/b.py flatten alike: the other module's file is not ours to replace.
         while path.exists() and is_covsweep_file(path) and _written_for(path) != request.module.path:

@@ -66,3 +66,14 @@ def in_threads(work: Callable[[], T], count: int) -> list[T]:
     exception raised in a thread fails the test."""
     with ThreadPoolExecutor(count) as pool:
         return [f.result() for f in [pool.submit(work) for _ in range(count)]]
+
+
+def assert_key_left_nowhere(key: str, target: Path, capfd, caplog) -> None:
+    """Not in a file of the target, not in what the run printed or logged, not in Prefect's home."""
+    from prefect.settings import PREFECT_HOME
+
+    assert [p for p in target.rglob("*") if p.is_file() and key.encode() in p.read_bytes()] == []
+    captured = capfd.readouterr()
+    assert key not in captured.out + captured.err + caplog.text
+    found = subprocess.run(["grep", "-rl", key, str(PREFECT_HOME.value())], capture_output=True, text=True)
+    assert found.returncode == 1, f"the key is stored in {found.stdout}{found.stderr}"  # 1: grep found nothing

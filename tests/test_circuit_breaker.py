@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
 from covsweep.settings import Settings
 from tasks.circuit_breaker import Breakers, CircuitBreaker
 from tasks.llm_config import resolve_llm_config
+from tests.helpers import in_threads
 
 
 class Clock:
@@ -87,18 +86,12 @@ def test_disabled_always_allows(clock):
 
 def test_one_breaker_per_model_shared_across_threads(clock):
     breakers = Breakers(threshold=50, cooldown_s=10, clock=clock)
-    seen = []
-
     def work():
         for _ in range(10):
             breakers["a"].record_failure()
-        seen.append(breakers["a"])
+        return breakers["a"]
 
-    threads = [threading.Thread(target=work) for _ in range(5)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    seen = in_threads(work, 5)
     assert all(b is seen[0] for b in seen)
     assert breakers.states() == {"a": "open"}  # exactly 50 failures counted: none lost
     assert breakers["b"].state == "closed"

@@ -47,16 +47,20 @@ def measured(example, docker_config, tmp_path):
     return project, baseline
 
 
-def test_keeps_only_passing_reliable_tests_that_add_coverage(measured, docker_config, tmp_path):
+def filter_candidate(measured, config, tmp_path, module_path: str, source: str, reruns: int):
+    """`source` as a generated test file for `module_path`, filtered against the example's baseline."""
     project, baseline = measured
-    module = next(m for m in project.modules if m.path == "shop/discounts.py")
+    module = next(m for m in project.modules if m.path == module_path)
     before = baseline.coverage.files[module.path]
-    workspace = prepare_workspace(tmp_path / "ws")
-    candidate = workspace / "test_covsweep_1.py"
-    candidate.write_text(textwrap.dedent(CANDIDATE))
+    candidate = prepare_workspace(tmp_path / "ws") / "test_covsweep_1.py"
+    candidate.write_text(source)
+    return filter_tests(config, project, module, candidate, before, Covered.of(before),
+                        reruns=reruns, timeout=120), before
 
-    result = filter_tests(docker_config, project, module, candidate, before, Covered.of(before),
-                          reruns=3, timeout=120)
+
+def test_keeps_only_passing_reliable_tests_that_add_coverage(measured, docker_config, tmp_path):
+    result, before = filter_candidate(measured, docker_config, tmp_path, "shop/discounts.py",
+                                      textwrap.dedent(CANDIDATE), reruns=3)
 
     assert sorted(result.kept) == ["test_coupons", "test_threshold_applies"]
     counts = result.counts
@@ -67,32 +71,18 @@ def test_keeps_only_passing_reliable_tests_that_add_coverage(measured, docker_co
 
 
 def test_a_test_that_adds_nothing_over_the_baseline_is_dropped(measured, docker_config, tmp_path):
-    project, baseline = measured
-    module = next(m for m in project.modules if m.path == "shop/money.py")
-    before = baseline.coverage.files[module.path]
-    workspace = prepare_workspace(tmp_path / "ws")
-    candidate = workspace / "test_covsweep_1.py"
     # The project's own tests already add these two amounts.
-    candidate.write_text("from shop.money import Money\n\n\ndef test_add():\n"
-                         "    assert Money(1) + Money(2) == Money(3)\n")
-
-    result = filter_tests(docker_config, project, module, candidate, before, Covered.of(before),
-                          reruns=2, timeout=120)
+    result, _ = filter_candidate(measured, docker_config, tmp_path, "shop/money.py",
+                                 "from shop.money import Money\n\n\ndef test_add():\n"
+                                 "    assert Money(1) + Money(2) == Money(3)\n", reruns=2)
 
     assert result.kept == []
     assert result.counts.rejected_no_gain == 1
 
 
 def test_a_file_that_cannot_be_imported_rejects_its_tests_as_failing(measured, docker_config, tmp_path):
-    project, baseline = measured
-    module = next(m for m in project.modules if m.path == "shop/cart.py")
-    before = baseline.coverage.files[module.path]
-    workspace = prepare_workspace(tmp_path / "ws")
-    candidate = workspace / "test_covsweep_1.py"
-    candidate.write_text("import shop.no_such_module\n\n\ndef test_x():\n    assert True\n")
-
-    result = filter_tests(docker_config, project, module, candidate, before, Covered.of(before),
-                          reruns=2, timeout=120)
+    result, _ = filter_candidate(measured, docker_config, tmp_path, "shop/cart.py",
+                                 "import shop.no_such_module\n\n\ndef test_x():\n    assert True\n", reruns=2)
 
     assert result.kept == []
     assert result.counts.rejected_failing == 1

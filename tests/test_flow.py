@@ -173,6 +173,7 @@ def test_an_unchanged_module_is_not_generated_again(prefect_api, example):
     first = spec_to_production(**params)
     assert first.modules[0].status != "skipped" and first.modules[0].tests.proposed > 0
     generated = sorted((example / "tests" / "generated").glob("*.py"))
+    assert generated
     contents = [p.read_bytes() for p in generated]
 
     again = spec_to_production(**params)

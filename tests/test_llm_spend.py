@@ -10,6 +10,7 @@ import pytest
 from blocks.llm import Price
 from tasks.llm_client import LLMError, Usage
 from tasks.llm_spend import Spend
+from tests.helpers import in_threads
 
 PRICES = {"paid": Price(prompt=2.0, completion=10.0), "free": Price()}
 
@@ -85,11 +86,7 @@ def test_concurrent_records_lose_nothing():
         for _ in range(500):
             spend.record("paid", Usage(prompt_tokens=1, completion_tokens=2))
 
-    threads = [threading.Thread(target=work) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    in_threads(work, 8)
     summary = spend.summary()
     assert (summary.requests, summary.prompt_tokens, summary.completion_tokens) == (4000, 4000, 8000)
     assert summary.cost_usd == pytest.approx(4000 * 22 / 1_000_000)

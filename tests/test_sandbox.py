@@ -252,7 +252,6 @@ def test_fork_bomb_ends_and_leaves_nothing_running(docker_config, workspace, tar
     started = time.monotonic()
     result = run(docker_config, script, workspace, target, timeout=4)
     assert time.monotonic() - started < 60
-    assert result.timed_out or result.exit_code is not None
     assert not result.ok
     assert_container_gone((workspace / "cid").read_text().strip())
     assert host_processes_with(token) == []
