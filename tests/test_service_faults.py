@@ -180,10 +180,12 @@ class BusyAPI(BaseHTTPRequestHandler):
         if not self.path.endswith("/create_flow_run"):
             return self._answer(404, {"detail": "not here"})
         self.keys.append(body.get("idempotency_key"))
-        status = 503 if len(self.creates) < self.busy_for else 201
-        if self.busy_for <= len(self.creates) < self.busy_for + self.slow_for:
-            time.sleep(SLOW_ANSWER_S)
+        # Counted as it arrives: a retry may come while the slow answer before it is still pending.
+        index = len(self.creates)
+        status = 503 if index < self.busy_for else 201
         self.creates.append(status)
+        if self.busy_for <= index < self.busy_for + self.slow_for:
+            time.sleep(SLOW_ANSWER_S)
         self._answer(status, {"exception_message": "Service Unavailable"} if status == 503 else
                      {"id": str(uuid.uuid4()), "flow_id": self.deployment["flow_id"], "name": "busy-bee"})
 
