@@ -6,7 +6,7 @@ a fixed delay (2 s) with a valid test file for the module the prompt names, then
 concurrency C (1, 4, 8, 16) runs, on a fresh copy of the project,
 
     covsweep run TARGET --generator llm --models bench/model --llm-base-url URL --concurrency C
-                 --max-iterations 1 --coverage-target 100
+                 --max-iterations N (1) --coverage-target 100
 
 as a subprocess (env COVSWEEP_LLM_API_KEY, a temporary PREFECT_HOME, Docker sandbox by default).
 Every answer is a test file computed here by running the module's functions on a fixed set of
@@ -40,7 +40,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -49,8 +49,9 @@ for entry in (str(BENCH), str(REPO)):
     if entry not in sys.path:
         sys.path.insert(0, entry)
 
-from run import COVSWEEP, RESULTS, _child_env, machine, phases, run_streamed  # noqa: E402
+from run import COVSWEEP, RESULTS, child_env, machine, phases, run_streamed  # noqa: E402
 from synth import PACKAGE, generate  # noqa: E402
+
 from tests.fake_llm import FakeLLM, Reply, completion_body  # noqa: E402
 
 SCHEMA = "covsweep.bench.llm-throughput/1"
@@ -65,17 +66,28 @@ PROGRESS = re.compile(r"\[(\d+)/(\d+)\] (\S+): (\w+), line ([\d.]+)% -> ([\d.]+)
 
 # What a test tries on every function (and every method of a fresh instance): synth's templates
 # take one argument; each call whose outcome is a plain value or an exception becomes an assertion.
-PROBES = ["", "-1000", "-1", "0", "1", "9", "1000", "2520", "[]", "[1, None, 2]", "[1000, 1000]",
-          '" 10 "', '"zz!"', '"   "']
+PROBES = [
+    "",
+    "-1000",
+    "-1",
+    "0",
+    "1",
+    "9",
+    "1000",
+    "2520",
+    "[]",
+    "[1, None, 2]",
+    "[1000, 1000]",
+    '" 10 "',
+    '"zz!"',
+    '"   "',
+]
 CONSTRUCTORS = ["3", ""]
 PLAIN = (int, float, str, bool, type(None), list, tuple, dict)
 
 
-def _outcome(expr: str, namespace: dict) -> tuple[set, str] | None:
-    """(the arcs of the module `expr` executes, the assertion for what it gave), or None when the
-    call does not fit the function (wrong arity or argument types)."""
-    filename = namespace["__file__"]
-    arcs: set[tuple[int, int]] = set()
+def _arc_tracer(filename: str, arcs: set[tuple[int, int]]):
+    """A sys.settrace function that adds to `arcs` the arcs executed in `filename`, coverage.py's way."""
 
     def tracer(frame, event, arg):
         if frame.f_code.co_filename != filename:
@@ -89,9 +101,17 @@ def _outcome(expr: str, namespace: dict) -> tuple[set, str] | None:
             elif event == "return":
                 arcs.add((last[0], -frame.f_code.co_firstlineno))
             return local
+
         return local
 
-    sys.settrace(tracer)
+    return tracer
+
+
+def _outcome(expr: str, namespace: dict) -> tuple[set, str] | None:
+    """(the arcs of the module `expr` executes, the assertion for what it gave), or None when the
+    call does not fit the function (wrong arity or argument types)."""
+    arcs: set[tuple[int, int]] = set()
+    sys.settrace(_arc_tracer(namespace["__file__"], arcs))
     try:
         value = eval(expr, namespace)  # noqa: S307 - the synthetic project's own functions
     except (TypeError, AttributeError):
@@ -102,8 +122,14 @@ def _outcome(expr: str, namespace: dict) -> tuple[set, str] | None:
         return arcs, f"    with pytest.raises({type(exc).__name__}):\n        {expr}"
     finally:
         sys.settrace(None)
+    assertion = _value_assertion(expr, value)
+    return (arcs, assertion) if assertion else None
+
+
+def _value_assertion(expr: str, value: object) -> str | None:
+    """`assert expr == value` for a plain value that its repr gives back, else None."""
     if value is None:
-        return arcs, f"    assert {expr} is None"
+        return f"    assert {expr} is None"
     if not isinstance(value, PLAIN):
         return None
     try:
@@ -111,7 +137,7 @@ def _outcome(expr: str, namespace: dict) -> tuple[set, str] | None:
             return None
     except Exception:  # noqa: BLE001
         return None
-    return arcs, f"    assert {expr} == {value!r}"
+    return f"    assert {expr} == {value!r}"
 
 
 def _asserts(call: str, namespace: dict) -> list[str]:
@@ -167,8 +193,11 @@ def answer_for(path: Path, dotted: str) -> str:
 def answers(project: Path) -> dict[str, str]:
     """dotted module name -> the test file the server answers with."""
     package = project / "src" / PACKAGE
-    return {f"{PACKAGE}.{p.stem}": answer_for(p, f"{PACKAGE}.{p.stem}")
-            for p in sorted(package.glob("*.py")) if p.name != "__init__.py"}
+    return {
+        f"{PACKAGE}.{p.stem}": answer_for(p, f"{PACKAGE}.{p.stem}")
+        for p in sorted(package.glob("*.py"))
+        if p.name != "__init__.py"
+    }
 
 
 class Answering:
@@ -192,11 +221,18 @@ class Answering:
             content = f"Here are the tests:\n\n```python\n{code}```\n"
         prompt_tokens = max(1, len(text) // 4)
         completion_tokens = max(1, len(content) // 4)
-        return json.dumps(completion_body(content, model=body.get("model") or MODEL, prompt_tokens=prompt_tokens,
-                                          completion_tokens=completion_tokens)).encode()
+        return json.dumps(
+            completion_body(
+                content,
+                model=body.get("model") or MODEL,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+            )
+        ).encode()
 
 
 # -- measuring a run ----------------------------------------------------------------------------
+
 
 class HostSampler:
     """Host CPU use (from /proc/stat) and the 1-minute load average, once a second, in a thread."""
@@ -223,7 +259,7 @@ class HostSampler:
             busy0, total0 = busy, total
             self.samples.append((round(time.monotonic() - started, 2), round(share, 3), os.getloadavg()[0]))
 
-    def __enter__(self) -> "HostSampler":
+    def __enter__(self) -> HostSampler:
         self.started = time.monotonic()
         self._thread.start()
         return self
@@ -236,16 +272,23 @@ class HostSampler:
         chosen = [s for s in self.samples if start is None or end is None or start <= s[0] <= end]
         if not chosen:
             return {"cpu_busy_pct_mean": None, "cpu_busy_pct_max": None, "load1_max": None}
-        return {"cpu_busy_pct_mean": round(100 * statistics.mean(s[1] for s in chosen), 1),
-                "cpu_busy_pct_max": round(100 * max(s[1] for s in chosen), 1),
-                "load1_max": round(max(s[2] for s in chosen), 2)}
+        return {
+            "cpu_busy_pct_mean": round(100 * statistics.mean(s[1] for s in chosen), 1),
+            "cpu_busy_pct_max": round(100 * max(s[1] for s in chosen), 1),
+            "load1_max": round(max(s[2] for s in chosen), 2),
+        }
 
 
 def _stats(values: list[float]) -> dict | None:
     if not values:
         return None
-    return {"mean": round(statistics.mean(values), 3), "median": round(statistics.median(values), 3),
-            "max": round(max(values), 3), "min": round(min(values), 3), "sum": round(sum(values), 3)}
+    return {
+        "mean": round(statistics.mean(values), 3),
+        "median": round(statistics.median(values), 3),
+        "max": round(max(values), 3),
+        "min": round(min(values), 3),
+        "sum": round(sum(values), 3),
+    }
 
 
 def in_flight(arrivals: list[float], hold_s: float, start: float | None, end: float | None) -> dict:
@@ -273,14 +316,42 @@ def never_began(run: dict) -> bool:
     return run["exit_code"] != 0 and not run["timed_out"] and run["at_s"]["flow_begins"] is None
 
 
-def run_one(concurrency: int, project: Path, fake: FakeLLM, args, prefect_home: Path, sampler: HostSampler,
-            timeout: float, hold_s: float) -> dict:
+def run_one(
+    concurrency: int,
+    project: Path,
+    fake: FakeLLM,
+    args,
+    prefect_home: Path,
+    sampler: HostSampler,
+    timeout: float,
+    hold_s: float,
+    extra: tuple[str, ...] = (),
+) -> dict:
+    """One covsweep run; `extra`: more of its options (bench/cluster.py's --cluster)."""
     report = project.parent / f"report-c{concurrency}.json"
-    command = [str(COVSWEEP), "run", str(project), "--generator", "llm", "--models", MODEL,
-               "--llm-base-url", fake.base_url, "--concurrency", str(concurrency), "--max-iterations", "1",
-               "--coverage-target", str(args.coverage_target), "--sandbox", args.sandbox,
-               "--report", str(report)]
-    env = _child_env(prefect_home) | {"COVSWEEP_LLM_API_KEY": API_KEY}
+    command = [
+        str(COVSWEEP),
+        "run",
+        str(project),
+        "--generator",
+        "llm",
+        "--models",
+        MODEL,
+        "--llm-base-url",
+        fake.base_url,
+        "--concurrency",
+        str(concurrency),
+        "--max-iterations",
+        str(args.max_iterations),
+        "--coverage-target",
+        str(args.coverage_target),
+        "--sandbox",
+        args.sandbox,
+        "--report",
+        str(report),
+        *extra,
+    ]
+    env = child_env(prefect_home) | {"COVSWEEP_LLM_API_KEY": API_KEY}
     # Prefect's default of 20 s for the ephemeral server to come up is too short on a loaded host.
     env.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
     for name in ("COVSWEEP_MODELS", "COVSWEEP_LLM_BASE_URL", "OPENROUTER_API_KEY"):
@@ -299,10 +370,19 @@ def run_one(concurrency: int, project: Path, fake: FakeLLM, args, prefect_home: 
     progress = []
     for t, line in lines:
         if m := PROGRESS.search(line):
-            progress.append({"t": round(t, 3), "k": int(m.group(1)), "n": int(m.group(2)), "module": m.group(3),
-                             "status": m.group(4), "line_before": float(m.group(5)),
-                             "line_after": float(m.group(6)), "kept": int(m.group(7)),
-                             "execution_s": float(m.group(8))})
+            progress.append(
+                {
+                    "t": round(t, 3),
+                    "k": int(m.group(1)),
+                    "n": int(m.group(2)),
+                    "module": m.group(3),
+                    "status": m.group(4),
+                    "line_before": float(m.group(5)),
+                    "line_after": float(m.group(6)),
+                    "kept": int(m.group(7)),
+                    "execution_s": float(m.group(8)),
+                }
+            )
     modules_s = spans["modules"]
     n = progress[-1]["n"] if progress else None
     done = len(progress)
@@ -315,44 +395,75 @@ def run_one(concurrency: int, project: Path, fake: FakeLLM, args, prefect_home: 
     requests = fake.requests[requests_before:]
     arrivals = [r.at - t0 for r in requests]
     out = {
-        "concurrency": concurrency, "command": " ".join(command).replace(fake.base_url, "URL"),
-        "seconds": round(result["seconds"], 3), "exit_code": result["exit_code"], "timed_out": result["timed_out"],
-        "modules_done": done, "modules_total": n,
-        "module_phase_s": modules_s, "modules_per_minute": per_minute,
+        "concurrency": concurrency,
+        "command": " ".join(command).replace(fake.base_url, "URL"),
+        "seconds": round(result["seconds"], 3),
+        "exit_code": result["exit_code"],
+        "timed_out": result["timed_out"],
+        "modules_done": done,
+        "modules_total": n,
+        "module_phase_s": modules_s,
+        "modules_per_minute": per_minute,
         "modules_per_minute_first_to_last": steady,
-        "first_module_after_baseline_s": (round(progress[0]["t"] - at["baseline_done"], 3)
-                                          if progress and at["baseline_done"] is not None else None),
-        "phases_s": spans, "at_s": at,
+        "first_module_after_baseline_s": (
+            round(progress[0]["t"] - at["baseline_done"], 3) if progress and at["baseline_done"] is not None else None
+        ),
+        "phases_s": spans,
+        "at_s": at,
         "progress": progress,
-        "llm": {"requests": len(requests), "unscripted": fake.unscripted - unscripted_before,
-                "first_request_after_baseline_s": (round(min(arrivals) - at["baseline_done"], 3)
-                                                   if arrivals and at["baseline_done"] is not None else None),
-                "in_flight": in_flight(arrivals, hold_s, at["baseline_done"], at["last_module"]),
-                "arrivals_s": [round(a, 3) for a in sorted(arrivals)]},
-        "host": {"loadavg_before": load_before, "loadavg_after": [round(x, 2) for x in os.getloadavg()],
-                 **sampler.between(sample_offset + (at["baseline_done"] or 0), sample_offset + (at["last_module"] or
-                                                                                                result["seconds"]))},
+        "llm": {
+            "requests": len(requests),
+            "unscripted": fake.unscripted - unscripted_before,
+            "first_request_after_baseline_s": (
+                round(min(arrivals) - at["baseline_done"], 3) if arrivals and at["baseline_done"] is not None else None
+            ),
+            "in_flight": in_flight(arrivals, hold_s, at["baseline_done"], at["last_module"]),
+            "arrivals_s": [round(a, 3) for a in sorted(arrivals)],
+        },
+        "host": {
+            "loadavg_before": load_before,
+            "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+            **sampler.between(
+                sample_offset + (at["baseline_done"] or 0), sample_offset + (at["last_module"] or result["seconds"])
+            ),
+        },
         # covsweep's process and its waited-for children (the ephemeral Prefect server); not the containers
-        "covsweep_cpu_s": round((children.ru_utime - children_before.ru_utime)
-                                + (children.ru_stime - children_before.ru_stime), 2),
-        "problem_lines": timed["problem_lines"], "problem_line_count": timed["problem_line_count"],
+        "covsweep_cpu_s": round(
+            (children.ru_utime - children_before.ru_utime) + (children.ru_stime - children_before.ru_stime), 2
+        ),
+        "problem_lines": timed["problem_lines"],
+        "problem_line_count": timed["problem_line_count"],
     }
     if report.exists():
         data = json.loads(report.read_text())
         modules = data.get("modules", [])
         out["report"] = {
             "totals": data.get("totals"),
-            "statuses": {s: sum(m.get("status") == s for m in modules) for s in sorted({m.get("status") for m in modules})},
-            "generators": {g: sum(m.get("generator") == g for m in modules) for g in sorted({m.get("generator") or "" for m in modules})},
-            "errors": [f"{m['module']}: {m['error']['type']}: {m['error']['message'][:200]}" for m in modules if m.get("error")][:10],
+            "statuses": {
+                s: sum(m.get("status") == s for m in modules) for s in sorted({m.get("status") for m in modules})
+            },
+            "generators": {
+                g: sum(m.get("generator") == g for m in modules)
+                for g in sorted({m.get("generator") or "" for m in modules})
+            },
+            "errors": [
+                f"{m['module']}: {m['error']['type']}: {m['error']['message'][:200]}" for m in modules if m.get("error")
+            ][:10],
             "per_module_s": {
                 "execution": _stats([m["execution_time"] for m in modules]),
                 "generate": _stats([m["timings"]["generate"] for m in modules]),
                 "validate": _stats([m["timings"]["validate"] for m in modules]),
                 # probe + filter container starts together (two containers per module)
                 "sandbox_start": _stats([m["timings"]["sandbox_start"] for m in modules]),
-                "unaccounted": _stats([m["execution_time"] - m["timings"]["generate"] - m["timings"]["validate"]
-                                       - m["timings"]["sandbox_start"] for m in modules]),
+                "unaccounted": _stats(
+                    [
+                        m["execution_time"]
+                        - m["timings"]["generate"]
+                        - m["timings"]["validate"]
+                        - m["timings"]["sandbox_start"]
+                        for m in modules
+                    ]
+                ),
             },
             "llm_attempts": sum(len(m["metadata"]["attempts"]) for m in modules),
         }
@@ -363,17 +474,43 @@ def run_one(concurrency: int, project: Path, fake: FakeLLM, args, prefect_home: 
 
 # -- the benchmark ------------------------------------------------------------------------------
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+
+def _arguments(argv: list[str] | None) -> tuple[argparse.Namespace, list[int]]:
+    """The options, checked, and the concurrency levels to measure."""
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--modules", type=int, default=16, help="modules in the generated project [16]")
     parser.add_argument("--concurrency", default="1,4,8,16", help="comma-separated --concurrency values [1,4,8,16]")
     parser.add_argument("--delay", type=float, default=2.0, help="seconds the server waits before each answer [2]")
-    parser.add_argument("--coverage-target", type=float, default=100.0,
-                        help="covsweep's --coverage-target: 100 so that no module skips generation [100]")
-    parser.add_argument("--sandbox", choices=["docker", "local"], default="docker", help="covsweep's --sandbox [docker]")
-    parser.add_argument("--budget", type=float, default=540.0,
-                        help="the whole benchmark stops after this many seconds, runs not done are skipped [540]")
+    parser.add_argument(
+        "--coverage-target",
+        type=float,
+        default=100.0,
+        help="covsweep's --coverage-target: 100 so that no module skips generation [100]",
+    )
+    parser.add_argument(
+        "--max-iterations",
+        type=int,
+        default=1,
+        help="covsweep's --max-iterations: more than 1 counts the requests refinement sends [1]",
+    )
+    parser.add_argument(
+        "--no-project-tests",
+        dest="project_tests",
+        action="store_false",
+        help="the project without tests of its own: a module's def and class lines run only when a generated "
+        "test imports it",
+    )
+    parser.add_argument(
+        "--sandbox", choices=["docker", "local"], default="docker", help="covsweep's --sandbox [docker]"
+    )
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=540.0,
+        help="the whole benchmark stops after this many seconds, runs not done are skipped [540]",
+    )
     parser.add_argument("--prefect-home", type=Path, default=None, help="PREFECT_HOME for covsweep [a temporary one]")
     parser.add_argument("--keep", action="store_true", help="keep the generated projects and print where")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where the JSON goes [bench/results]")
@@ -383,125 +520,212 @@ def main(argv: list[str] | None = None) -> int:
         levels = [int(c) for c in args.concurrency.split(",") if c.strip()]
     except ValueError:
         parser.error("--concurrency: comma-separated integers, e.g. 1,4,8,16")
-    if args.modules < 1 or not levels or min(levels) < 1 or max(levels) > 64 or args.delay < 0 or args.budget <= 0:
-        parser.error("--modules >= 1, concurrency 1..64, --delay >= 0, --budget > 0")
+    bounds = [
+        not levels,
+        min(args.modules, args.max_iterations, *levels) < 1,
+        max(levels, default=0) > 64,
+        args.delay < 0,
+    ]
+    if any(bounds) or args.budget <= 0:
+        parser.error("--modules >= 1, --max-iterations >= 1, concurrency 1..64, --delay >= 0, --budget > 0")
     if not COVSWEEP.exists():
         parser.error(f"{COVSWEEP} is missing: run `make install`")
+    return args, levels
 
-    started = time.monotonic()
-    deadline = started + args.budget
 
-    def out_of_time(signum, frame):  # backstop: run_streamed turns this into stopping covsweep
-        raise KeyboardInterrupt("bench/llm.py: budget exceeded")
-    signal.signal(signal.SIGALRM, out_of_time)
-    signal.alarm(int(args.budget + 90))
+class Levels:
+    """The covsweep runs of one benchmark, one per concurrency level, kept as each ends: an
+    interrupt or the budget running out keeps those measured."""
 
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    info = machine()
-    scratch = Path(tempfile.mkdtemp(prefix="covsweep-bench-llm-"))
-    fake = None
-    runs: list[dict] = []
-    skipped: list[int] = []
-    try:
-        files = answers(generate(scratch / "answers", args.modules))
-        answering = Answering(files)
-        fake = FakeLLM()
-        prefect_home = args.prefect_home or (scratch / "prefect-home")
+    def __init__(self, args: argparse.Namespace, levels: list[int], scratch: Path, deadline: float):
+        self.args, self.levels, self.scratch, self.deadline = args, levels, scratch, deadline
+        self.runs: list[dict] = []
+        self.skipped: list[int] = []
+        self.fake: FakeLLM | None = None
+        self.answering: Answering | None = None
+
+    def measure(self, info: dict) -> None:
+        args = self.args
+        self.answering = Answering(answers(generate(self.scratch / "answers", args.modules)))
+        self.fake = FakeLLM()
+        prefect_home = args.prefect_home or (self.scratch / "prefect-home")
         prefect_home.mkdir(parents=True, exist_ok=True)
-        print(f"covsweep LLM throughput bench: {args.modules} modules, server delay {args.delay:g}s, "
-              f"concurrency {levels}, {info['cpu_count']} CPUs, load {info['loadavg_at_start']}, "
-              f"sandbox {args.sandbox}, budget {args.budget:.0f}s", flush=True)
+        print(
+            f"covsweep LLM throughput bench: {args.modules} modules, server delay {args.delay:g}s, "
+            f"concurrency {self.levels}, {info['cpu_count']} CPUs, load {info['loadavg_at_start']}, "
+            f"sandbox {args.sandbox}, budget {args.budget:.0f}s",
+            flush=True,
+        )
         with HostSampler() as sampler:
-            for concurrency in levels:
-                remaining = deadline - time.monotonic()
+            for concurrency in self.levels:
+                remaining = self.deadline - time.monotonic()
                 if remaining < 30:
-                    skipped.append(concurrency)
+                    self.skipped.append(concurrency)
                     print(f"  C={concurrency}: skipped, {remaining:.0f}s of the budget left", flush=True)
                     continue
-                # A fresh copy per run: covsweep writes its tests into it and remembers finished modules by path.
-                project = generate(scratch / f"project-c{concurrency}", args.modules)
-                reply = Reply(body=answering, headers={"Content-Type": "application/json"}, delay_s=args.delay)
-                fake.script(*[reply] * (args.modules * 8))
-                run = run_one(concurrency, project, fake, args, prefect_home, sampler, remaining, args.delay)
-                if never_began(run) and deadline - time.monotonic() > 60:
-                    # The ephemeral Prefect server did not come up (a loaded host): once more, on a fresh copy.
-                    print(f"  C={concurrency}: the flow never began (exit {run['exit_code']}); trying once more",
-                          flush=True)
-                    project = generate(scratch / f"project-c{concurrency}-retry", args.modules)
-                    fake.script(*[reply] * (args.modules * 8))
-                    failed = run
-                    run = run_one(concurrency, project, fake, args, prefect_home, sampler,
-                                  deadline - time.monotonic(), args.delay)
-                    run["first_attempt"] = {"exit_code": failed["exit_code"], "seconds": failed["seconds"],
-                                            "output_tail": failed.get("output_tail", [])[-10:]}
-                runs.append(run)
-                per_module = (run.get("report") or {}).get("per_module_s") or {}
-                sandbox = per_module.get("sandbox_start") or {}
-                print(f"  C={concurrency:<2} {run['modules_done']}/{run['modules_total']} modules in "
-                      f"{run['module_phase_s']}s -> {run['modules_per_minute']} modules/min; "
-                      f"sandbox start/module mean {sandbox.get('mean')}s max {sandbox.get('max')}s; "
-                      f"LLM in flight max {run['llm']['in_flight']['max']}; CPU {run['host']['cpu_busy_pct_mean']}%; "
-                      f"run {run['seconds']:.0f}s exit {run['exit_code']}{' TIMED OUT' if run['timed_out'] else ''}",
-                      flush=True)
-                if run["exit_code"] != 0 and "output_tail" in run:
-                    print("\n".join("    | " + line[:200] for line in run["output_tail"][-15:]), file=sys.stderr)
+                run = self.run_level(concurrency, prefect_home, sampler, remaining)
+                self.runs.append(run)
+                _print_run(run)
+
+    def run_level(self, concurrency: int, prefect_home: Path, sampler: HostSampler, remaining: float) -> dict:
+        """One covsweep run at `concurrency`, tried once more when its Prefect server never came up."""
+        args = self.args
+        # A fresh copy per run: covsweep writes its tests into it and remembers finished modules by path.
+        project = generate(self.scratch / f"project-c{concurrency}", args.modules, with_tests=args.project_tests)
+        reply = Reply(body=self.answering, headers={"Content-Type": "application/json"}, delay_s=args.delay)
+        self.fake.script(*[reply] * (args.modules * 8))
+        run = run_one(concurrency, project, self.fake, args, prefect_home, sampler, remaining, args.delay)
+        if not (never_began(run) and self.deadline - time.monotonic() > 60):
+            return run
+        # The ephemeral Prefect server did not come up (a loaded host): once more, on a fresh copy.
+        print(f"  C={concurrency}: the flow never began (exit {run['exit_code']}); trying once more", flush=True)
+        project = generate(self.scratch / f"project-c{concurrency}-retry", args.modules, with_tests=args.project_tests)
+        self.fake.script(*[reply] * (args.modules * 8))
+        failed = run
+        run = run_one(
+            concurrency, project, self.fake, args, prefect_home, sampler, self.deadline - time.monotonic(), args.delay
+        )
+        run["first_attempt"] = {
+            "exit_code": failed["exit_code"],
+            "seconds": failed["seconds"],
+            "output_tail": failed.get("output_tail", [])[-10:],
+        }
+        return run
+
+    def close(self) -> None:
+        if self.fake is not None:
+            self.fake.close()
+
+    def complete(self) -> bool:
+        """Every level ran, exited 0 and measured a rate."""
+        return (
+            not self.skipped
+            and len(self.runs) == len(self.levels)
+            and all(r["exit_code"] == 0 and r["modules_per_minute"] for r in self.runs)
+        )
+
+
+def _print_run(run: dict) -> None:
+    per_module = (run.get("report") or {}).get("per_module_s") or {}
+    sandbox = per_module.get("sandbox_start") or {}
+    print(
+        f"  C={run['concurrency']:<2} {run['modules_done']}/{run['modules_total']} modules in "
+        f"{run['module_phase_s']}s -> {run['modules_per_minute']} modules/min; "
+        f"sandbox start/module mean {sandbox.get('mean')}s max {sandbox.get('max')}s; "
+        f"LLM in flight max {run['llm']['in_flight']['max']}; CPU {run['host']['cpu_busy_pct_mean']}%; "
+        f"run {run['seconds']:.0f}s exit {run['exit_code']}{' TIMED OUT' if run['timed_out'] else ''}",
+        flush=True,
+    )
+    if run["exit_code"] != 0 and "output_tail" in run:
+        print("\n".join("    | " + line[:200] for line in run["output_tail"][-15:]), file=sys.stderr)
+
+
+def _add_ratios(runs: list[dict], delay: float) -> None:
+    """Each run's speedup over concurrency 1, and the rate the LLM's delay alone would allow."""
+    base = next((r for r in runs if r["concurrency"] == 1 and r["modules_per_minute"]), None)
+    for r in runs:
+        r["speedup_vs_c1"] = (
+            round(r["modules_per_minute"] / base["modules_per_minute"], 2) if base and r["modules_per_minute"] else None
+        )
+        # With only the LLM's delay to wait for, C modules would take `delay` s at a time.
+        r["llm_only_bound_per_minute"] = round(60.0 * r["concurrency"] / delay, 1) if delay else None
+
+
+def _summary_row(r: dict) -> dict:
+    return {
+        "concurrency": r["concurrency"],
+        "modules_per_minute": r["modules_per_minute"],
+        "speedup_vs_c1": r["speedup_vs_c1"],
+        "module_phase_s": r["module_phase_s"],
+        "sandbox_start_mean_s": (((r.get("report") or {}).get("per_module_s") or {}).get("sandbox_start") or {}).get(
+            "mean"
+        ),
+        "llm_in_flight_max": r["llm"]["in_flight"]["max"],
+        "cpu_busy_pct_mean": r["host"]["cpu_busy_pct_mean"],
+        "exit_code": r["exit_code"],
+    }
+
+
+def _result(measured: Levels, stamp: str, info: dict, started: float) -> dict:
+    args, runs = measured.args, measured.runs
+    _add_ratios(runs, args.delay)
+    ok = [r for r in runs if r["modules_per_minute"]]
+    best = max(ok, key=lambda r: r["modules_per_minute"]) if ok else None
+    return {
+        "schema": SCHEMA,
+        "timestamp": stamp,
+        "modules": args.modules,
+        "server_delay_s": args.delay,
+        "coverage_target": args.coverage_target,
+        "max_iterations": args.max_iterations,
+        "project_tests": args.project_tests,
+        "sandbox": args.sandbox,
+        "model": MODEL,
+        "concurrency_levels": measured.levels,
+        "skipped_levels": measured.skipped,
+        "promised_modules_per_minute": PROMISED,
+        "machine": info,
+        "summary": [_summary_row(r) for r in runs],
+        "best": None
+        if best is None
+        else {"concurrency": best["concurrency"], "modules_per_minute": best["modules_per_minute"]},
+        "unknown_prompts": measured.answering.unknown if measured.fake is not None else None,
+        "runs": runs,
+        "loadavg_at_end": [round(x, 2) for x in os.getloadavg()],
+        "bench_seconds": round(time.monotonic() - started, 1),
+    }
+
+
+def _print_summary(result: dict, info: dict, written: Path) -> None:
+    print()
+    print(
+        f"{'C':>3}  {'modules/min':>11}  {'speedup':>7}  {'module phase':>12}  {'sandbox start/module':>20}  "
+        f"{'LLM in flight':>13}  {'CPU busy':>8}"
+    )
+    for s in result["summary"]:
+        fmt = lambda v, suffix="": "n/a" if v is None else f"{v}{suffix}"  # noqa: E731
+        print(
+            f"{s['concurrency']:>3}  {fmt(s['modules_per_minute']):>11}  {fmt(s['speedup_vs_c1'], 'x'):>7}  "
+            f"{fmt(s['module_phase_s'], 's'):>12}  {fmt(s['sandbox_start_mean_s'], 's'):>20}  "
+            f"{fmt(s['llm_in_flight_max']):>13}  {fmt(s['cpu_busy_pct_mean'], '%'):>8}"
+        )
+    print(
+        f"promised: 3-4/min with 1 worker, 15-20/min with 5; load {info['loadavg_at_start']} -> "
+        f"{result['loadavg_at_end']}"
+    )
+    print(f"results: {written}  ({result['bench_seconds']:.0f}s)")
+
+
+def _out_of_time(signum, frame):  # backstop: run_streamed turns this into stopping covsweep
+    raise KeyboardInterrupt("bench/llm.py: budget exceeded")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, levels = _arguments(argv)
+    started = time.monotonic()
+    signal.signal(signal.SIGALRM, _out_of_time)
+    signal.alarm(int(args.budget + 90))
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    info = machine()
+    scratch = Path(tempfile.mkdtemp(prefix="covsweep-bench-llm-"))
+    measured = Levels(args, levels, scratch, deadline=started + args.budget)
+    try:
+        measured.measure(info)
     except KeyboardInterrupt as exc:
         print(f"bench/llm.py: interrupted ({exc or 'signal'}); writing what was measured", file=sys.stderr)
     finally:
         signal.alarm(0)
-        if fake is not None:
-            fake.close()
-
+        measured.close()
     try:
-        base = next((r for r in runs if r["concurrency"] == 1 and r["modules_per_minute"]), None)
-        for r in runs:
-            r["speedup_vs_c1"] = (round(r["modules_per_minute"] / base["modules_per_minute"], 2)
-                                  if base and r["modules_per_minute"] else None)
-            # With only the LLM's delay to wait for, C modules would take `delay` s at a time.
-            r["llm_only_bound_per_minute"] = round(60.0 * r["concurrency"] / args.delay, 1) if args.delay else None
-        ok = [r for r in runs if r["modules_per_minute"]]
-        best = max(ok, key=lambda r: r["modules_per_minute"]) if ok else None
-        result = {
-            "schema": SCHEMA, "timestamp": stamp, "modules": args.modules, "server_delay_s": args.delay,
-            "coverage_target": args.coverage_target, "max_iterations": 1, "sandbox": args.sandbox,
-            "model": MODEL, "concurrency_levels": levels, "skipped_levels": skipped,
-            "promised_modules_per_minute": PROMISED,
-            "machine": info,
-            "summary": [{"concurrency": r["concurrency"], "modules_per_minute": r["modules_per_minute"],
-                         "speedup_vs_c1": r["speedup_vs_c1"], "module_phase_s": r["module_phase_s"],
-                         "sandbox_start_mean_s": (((r.get("report") or {}).get("per_module_s") or {})
-                                                  .get("sandbox_start") or {}).get("mean"),
-                         "llm_in_flight_max": r["llm"]["in_flight"]["max"],
-                         "cpu_busy_pct_mean": r["host"]["cpu_busy_pct_mean"],
-                         "exit_code": r["exit_code"]} for r in runs],
-            "best": None if best is None else {"concurrency": best["concurrency"],
-                                               "modules_per_minute": best["modules_per_minute"]},
-            "unknown_prompts": answering.unknown if fake is not None else None,
-            "runs": runs,
-            "loadavg_at_end": [round(x, 2) for x in os.getloadavg()],
-            "bench_seconds": round(time.monotonic() - started, 1),
-        }
+        result = _result(measured, stamp, info, started)
         args.results.mkdir(parents=True, exist_ok=True)
         text = json.dumps(result, indent=2) + "\n"
         (args.results / f"llm-{stamp}.json").write_text(text)
         (args.results / "llm-latest.json").write_text(text)
-
-        print()
-        print(f"{'C':>3}  {'modules/min':>11}  {'speedup':>7}  {'module phase':>12}  {'sandbox start/module':>20}  "
-              f"{'LLM in flight':>13}  {'CPU busy':>8}")
-        for s in result["summary"]:
-            fmt = lambda v, suffix="": "n/a" if v is None else f"{v}{suffix}"  # noqa: E731
-            print(f"{s['concurrency']:>3}  {fmt(s['modules_per_minute']):>11}  {fmt(s['speedup_vs_c1'], 'x'):>7}  "
-                  f"{fmt(s['module_phase_s'], 's'):>12}  {fmt(s['sandbox_start_mean_s'], 's'):>20}  "
-                  f"{fmt(s['llm_in_flight_max']):>13}  {fmt(s['cpu_busy_pct_mean'], '%'):>8}")
-        print(f"promised: 3-4/min with 1 worker, 15-20/min with 5; load {info['loadavg_at_start']} -> "
-              f"{result['loadavg_at_end']}")
-        print(f"results: {args.results / ('llm-' + stamp + '.json')}  ({result['bench_seconds']:.0f}s)")
+        _print_summary(result, info, args.results / f"llm-{stamp}.json")
         if args.keep:
             print(f"projects kept in {scratch}")
-        complete = not skipped and len(runs) == len(levels) and all(
-            r["exit_code"] == 0 and r["modules_per_minute"] for r in runs)
-        return 0 if complete else 1
+        return 0 if measured.complete() else 1
     finally:
         if not args.keep:
             shutil.rmtree(scratch, ignore_errors=True)

@@ -32,7 +32,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -65,7 +65,8 @@ TASK_FINISHED = MARKERS["first_task_finished"]
 PROBLEM = re.compile(r"\| (ERROR|CRITICAL) |^Traceback")
 
 
-def _child_env(prefect_home: Path | None) -> dict[str, str]:
+def child_env(prefect_home: Path | None) -> dict[str, str]:
+    """The environment of a covsweep run the benchmarks start: the ephemeral API, in `prefect_home`."""
     env = dict(os.environ)
     env.pop("PREFECT_API_URL", None)  # the ephemeral API: what `covsweep run` does on a fresh host
     env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
@@ -94,18 +95,42 @@ def _stop(proc: subprocess.Popen) -> None:
             continue
 
 
-def run_streamed(args: list[str], *, cwd: Path, env: dict[str, str], timeout: float,
-                 echo: bool = False) -> dict:
+PREFECT_LINE_TIME = re.compile(r"^(\d\d):(\d\d):(\d\d)\.(\d{3}) \| ")
+
+
+def logged_at(line: str, wall_started: datetime) -> float | None:
+    """Seconds after `wall_started` at which Prefect logged the line, from its own time stamp: covsweep holds
+    its console lines back until the run is planned (a refused run prints one line), so they arrive late."""
+    if not (m := PREFECT_LINE_TIME.match(line)):
+        return None
+    hour, minute, second, milli = map(int, m.groups())
+    logged = wall_started.replace(hour=hour, minute=minute, second=second, microsecond=milli * 1000)
+    if logged < wall_started - timedelta(hours=12):  # past midnight
+        logged += timedelta(days=1)
+    return max(0.0, (logged - wall_started).total_seconds())
+
+
+def run_streamed(args: list[str], *, cwd: Path, env: dict[str, str], timeout: float, echo: bool = False) -> dict:
     """Run `args`, note when each output line arrives; kill the process group after `timeout` s."""
     lines: list[tuple[float, str]] = []
-    started = time.monotonic()
-    proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, text=True, errors="replace", bufsize=1,
-                            start_new_session=True)
+    started, wall_started = time.monotonic(), datetime.now()
+    proc = subprocess.Popen(
+        args,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        errors="replace",
+        bufsize=1,
+        start_new_session=True,
+    )
 
     def read() -> None:
         for line in proc.stdout:
-            lines.append((time.monotonic() - started, line.rstrip("\n")))
+            arrived = time.monotonic() - started
+            lines.append((logged_at(line, wall_started) or arrived, line.rstrip("\n")))
             if echo:
                 print(f"  | {line.rstrip()[:160]}", flush=True)
 
@@ -159,11 +184,11 @@ def phases(lines: list[tuple[float, str]], total_s: float) -> dict:
     return {
         "at_s": at,
         "phases_s": {
-            # process start, imports, option checks, discovery and the sandbox image check
+            # process start, imports and the preflight: option checks, discovery, Docker ping
             "startup": span(None, "server_starting"),
             # the ephemeral Prefect API coming up, plus creating the flow run
             "prefect_server": span("server_starting", "flow_begins"),
-            "plan": span("flow_begins", "plan_done"),
+            "plan": span("flow_begins", "plan_done"),  # with the sandbox and target image checks
             "baseline": span("plan_done", "baseline_done"),
             "modules": span("baseline_done", "last_module"),
             # of which: the per-module Prefect tasks, then the flow's loop catching up on finished ones
@@ -186,24 +211,38 @@ def run_plain(project: Path, timeout: float) -> dict:
         stale.unlink()
     started = time.monotonic()
     try:
-        proc = subprocess.run([str(PYTHON), "-m", "coverage", "run", "--branch", "-m", "pytest", "-q"],
-                              cwd=project, env=env, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(
+            [str(PYTHON), "-m", "coverage", "run", "--branch", "-m", "pytest", "-q"],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
     except subprocess.TimeoutExpired:
         raise SystemExit(f"bench: plain coverage run took over {timeout:.0f}s") from None
     seconds = time.monotonic() - started
     tail = (proc.stdout.strip().splitlines() or [""])[-1]
     if proc.returncode != 0:
         raise SystemExit(f"bench: plain coverage run failed ({proc.returncode}): {tail}\n{proc.stderr[-2000:]}")
-    report = subprocess.run([str(PYTHON), "-m", "coverage", "json", "-q", "-o", "-"], cwd=project,
-                            capture_output=True, text=True, timeout=timeout)
+    report = subprocess.run(
+        [str(PYTHON), "-m", "coverage", "json", "-q", "-o", "-"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     totals = json.loads(report.stdout)["totals"] if report.returncode == 0 else {}
     for stale in project.glob(".coverage*"):
         stale.unlink()
     shutil.rmtree(project / ".pytest_cache", ignore_errors=True)
-    return {"seconds": round(seconds, 3), "pytest": tail,
-            # coverage.py's own defaults: measures the test files too, unlike covsweep's per-module numbers
-            "line": round(totals.get("percent_statements_covered", 0.0), 2),
-            "branch": round(totals.get("percent_branches_covered", 0.0), 2)}
+    return {
+        "seconds": round(seconds, 3),
+        "pytest": tail,
+        # coverage.py's own defaults: measures the test files too, unlike covsweep's per-module numbers
+        "line": round(totals.get("percent_statements_covered", 0.0), 2),
+        "branch": round(totals.get("percent_branches_covered", 0.0), 2),
+    }
 
 
 IMPORT_PROBE = """
@@ -222,8 +261,9 @@ def import_costs(env: dict[str, str]) -> dict:
     app before it logs "Starting temporary server" (so that time is in `startup`, not `prefect_server`)."""
     samples = []
     for _ in range(2):  # the lower of two: a loaded machine only ever adds time
-        proc = subprocess.run([str(PYTHON), "-c", IMPORT_PROBE], cwd=REPO, env=env, capture_output=True,
-                              text=True, timeout=120)
+        proc = subprocess.run(
+            [str(PYTHON), "-c", IMPORT_PROBE], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+        )
         try:
             samples.append(tuple(map(float, proc.stdout.split())))
         except ValueError:
@@ -234,12 +274,25 @@ def import_costs(env: dict[str, str]) -> dict:
 
 
 def run_covsweep(project: Path, report: Path, args, prefect_home: Path | None) -> dict:
-    command = [str(COVSWEEP), "run", str(project), "--generator", "none", "--report", str(report),
-               "--sandbox", args.sandbox, *args.covsweep_arg]
-    result = run_streamed(command, cwd=project, env=_child_env(prefect_home), timeout=args.timeout,
-                          echo=args.verbose)
-    out = {"command": " ".join(command), "seconds": round(result["seconds"], 3),
-           "exit_code": result["exit_code"], "timed_out": result["timed_out"]}
+    command = [
+        str(COVSWEEP),
+        "run",
+        str(project),
+        "--generator",
+        "none",
+        "--report",
+        str(report),
+        "--sandbox",
+        args.sandbox,
+        *args.covsweep_arg,
+    ]
+    result = run_streamed(command, cwd=project, env=child_env(prefect_home), timeout=args.timeout, echo=args.verbose)
+    out = {
+        "command": " ".join(command),
+        "seconds": round(result["seconds"], 3),
+        "exit_code": result["exit_code"],
+        "timed_out": result["timed_out"],
+    }
     out |= phases(result["lines"], result["seconds"])
     if result["exit_code"] != 0 or not report.exists():
         out["output_tail"] = [line for _, line in result["lines"][-40:]]
@@ -247,9 +300,12 @@ def run_covsweep(project: Path, report: Path, args, prefect_home: Path | None) -
         data = json.loads(report.read_text())
         times = [m.get("execution_time", 0.0) for m in data.get("modules", [])]
         out["report"] = {
-            "totals": data.get("totals"), "duration_s": data.get("duration_s"),
-            "statuses": {s: sum(m.get("status") == s for m in data["modules"])
-                         for s in sorted({m.get("status") for m in data.get("modules", [])})},
+            "totals": data.get("totals"),
+            "duration_s": data.get("duration_s"),
+            "statuses": {
+                s: sum(m.get("status") == s for m in data["modules"])
+                for s in sorted({m.get("status") for m in data.get("modules", [])})
+            },
             "module_execution_s": {"sum": round(sum(times), 3), "max": round(max(times, default=0.0), 3)},
         }
         report.unlink()
@@ -264,7 +320,9 @@ def machine() -> dict:
             return None
 
     info = {
-        "cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
         "prefect": version(str(PYTHON), "-c", "import prefect; print(prefect.__version__)"),
         "coverage": version(str(PYTHON), "-c", "import coverage; print(coverage.__version__)"),
         "docker": version("docker", "version", "--format", "{{.Server.Version}}"),
@@ -294,19 +352,34 @@ def _min(values: list[float | None]) -> float | None:
     return round(min(values), 3) if values else None
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--modules", type=int, default=300, help="modules in the generated project [300]")
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="timed rounds, each plain + covsweep + plain; medians reported [1]")
-    parser.add_argument("--sandbox", choices=["docker", "local"], default="docker", help="covsweep's --sandbox [docker]")
-    parser.add_argument("--timeout", type=float, default=600.0, help="kill a covsweep run after this many seconds [600]")
-    parser.add_argument("--prefect-home", type=Path, default=None,
-                        help="PREFECT_HOME for covsweep; default: a temporary one, warmed by an untimed run")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="timed rounds, each plain + covsweep + plain; medians reported [1]"
+    )
+    parser.add_argument(
+        "--sandbox", choices=["docker", "local"], default="docker", help="covsweep's --sandbox [docker]"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=600.0, help="kill a covsweep run after this many seconds [600]"
+    )
+    parser.add_argument(
+        "--prefect-home",
+        type=Path,
+        default=None,
+        help="PREFECT_HOME for covsweep; default: a temporary one, warmed by an untimed run",
+    )
     parser.add_argument("--no-warmup", action="store_true", help="skip the untimed one-module warm-up run")
-    parser.add_argument("--covsweep-arg", action="append", default=[], metavar="ARG",
-                        help="extra argument passed to `covsweep run` (repeatable), e.g. --covsweep-arg=--concurrency=8")
+    parser.add_argument(
+        "--covsweep-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra argument passed to `covsweep run` (repeatable), e.g. --covsweep-arg=--concurrency=8",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the generated project and print where")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where the JSON goes [bench/results]")
     parser.add_argument("-v", "--verbose", action="store_true", help="echo covsweep's output")
@@ -315,8 +388,142 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--modules and --repeat must be at least 1")
     if not COVSWEEP.exists():
         parser.error(f"{COVSWEEP} is missing: run `make install`")
+    return args
 
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+def _warmup(scratch: Path, report: Path, args: argparse.Namespace, prefect_home: Path) -> dict:
+    """An untimed one-module run: creates the Prefect database, warms Docker and the page cache."""
+    tiny = generate(scratch / "warmup", 1)
+    warmup = run_covsweep(tiny, report, args, prefect_home)
+    print(f"  warm-up (1 module, untimed): {warmup['seconds']:.1f}s, exit {warmup['exit_code']}", flush=True)
+    if warmup["exit_code"] not in (0, 1):
+        print("\n".join(warmup.get("output_tail", [])), file=sys.stderr)
+        raise SystemExit("bench: the warm-up covsweep run failed")
+    return warmup
+
+
+def _rounds(project: Path, report: Path, args: argparse.Namespace, prefect_home: Path) -> list[dict]:
+    """The timed rounds, each plain + covsweep + plain; they stop at the first covsweep run that fails."""
+    rounds = []
+    for n in range(1, args.repeat + 1):
+        # Plain before and after covsweep: the machine's load drifts, one sample of each side is not enough.
+        plain = [run_plain(project, timeout=args.timeout)]
+        print(
+            f"  round {n}: plain coverage run --branch -m pytest: {plain[0]['seconds']:.2f}s ({plain[0]['pytest']})",
+            flush=True,
+        )
+        sweep = run_covsweep(project, report, args, prefect_home)
+        print(
+            f"  round {n}: covsweep run --generator none: {sweep['seconds']:.2f}s, exit {sweep['exit_code']}"
+            f"{' (TIMED OUT)' if sweep['timed_out'] else ''}",
+            flush=True,
+        )
+        if sweep["exit_code"] != 0:
+            rounds.append({"plain": plain, "covsweep": sweep})
+            print("\n".join(sweep.get("output_tail", [])), file=sys.stderr)
+            break
+        plain.append(run_plain(project, timeout=args.timeout))
+        print(f"  round {n}: plain again: {plain[1]['seconds']:.2f}s", flush=True)
+        rounds.append({"plain": plain, "covsweep": sweep})
+    return rounds
+
+
+def _result(
+    args: argparse.Namespace,
+    rounds: list[dict],
+    warmup: dict | None,
+    imports: dict,
+    info: dict,
+    stamp: str,
+    started: float,
+) -> dict:
+    plain_samples = [p["seconds"] for r in rounds for p in r["plain"]]
+    sweep_samples = [r["covsweep"]["seconds"] for r in rounds]
+    plain_s, sweep_s = _median(plain_samples), _median(sweep_samples)
+    server_s = _median([r["covsweep"]["phases_s"]["prefect_server"] for r in rounds])
+    server_app = imports["prefect_server_app_s"]
+    last = rounds[-1]["covsweep"]
+    without_server = round(sweep_s - server_s, 3) if server_s is not None else None
+    without_both = round(without_server - server_app, 3) if without_server is not None and server_app else None
+    return {
+        "schema": SCHEMA,
+        "timestamp": stamp,
+        "modules": args.modules,
+        "repeat": len(rounds),
+        "sandbox": args.sandbox,
+        "covsweep_args": args.covsweep_arg,
+        "machine": info,
+        "plain_command": "python -m coverage run --branch -m pytest -q  (host, project root, PYTHONDONTWRITEBYTECODE=1)",
+        "covsweep_command": last["command"],
+        "plain_seconds": plain_s,
+        "plain_seconds_samples": plain_samples,
+        "covsweep_seconds": sweep_s,
+        "covsweep_seconds_samples": sweep_samples,
+        "ratio": _ratio(sweep_s, plain_s),
+        "ratio_best": _ratio(_min(sweep_samples), _min(plain_samples)),
+        "target_ratio": TARGET_RATIO,
+        # from "Starting temporary server" until the flow run begins (includes creating the flow run)
+        "prefect_server_seconds": server_s,
+        "covsweep_seconds_excluding_server": without_server,
+        "ratio_excluding_server": _ratio(without_server, plain_s),
+        # also without importing Prefect's server app in the CLI process, measured apart (see imports)
+        "ratio_excluding_server_and_its_import": _ratio(without_both, plain_s),
+        "first_module_seconds": _median([r["covsweep"]["at_s"]["first_module"] for r in rounds]),
+        "first_module_from": last["at_s"]["first_module_from"],
+        "phases_s": {k: _median([r["covsweep"]["phases_s"][k] for r in rounds]) for k in last["phases_s"]},
+        "imports_s": imports,
+        "covsweep_exit_code": last["exit_code"],
+        "covsweep_totals": (last.get("report") or {}).get("totals"),
+        "covsweep_report": last.get("report"),
+        "plain_coverage": {"line": rounds[-1]["plain"][-1]["line"], "branch": rounds[-1]["plain"][-1]["branch"]},
+        "warmup": None
+        if warmup is None
+        else {"seconds": warmup["seconds"], "exit_code": warmup["exit_code"], "phases_s": warmup["phases_s"]},
+        "rounds": rounds,
+        "loadavg_at_end": [round(x, 2) for x in os.getloadavg()],
+        "bench_seconds": round(time.monotonic() - started, 1),
+    }
+
+
+def _print_summary(result: dict, written: Path) -> None:
+    p = result["phases_s"]
+    fmt = lambda v: "n/a" if v is None else f"{v:.2f}s"  # noqa: E731
+    totals = result["covsweep_totals"] or {}
+    server_app = result["imports_s"]["prefect_server_app_s"]
+    print()
+    print(f"modules                    {result['modules']}")
+    print(f"plain coverage + pytest    {fmt(result['plain_seconds'])}  (samples {result['plain_seconds_samples']})")
+    print(
+        f"covsweep --generator none  {fmt(result['covsweep_seconds'])}  (report: {totals.get('modules')} modules, "
+        f"{totals.get('succeeded')} ok, line {totals.get('line_before')}%, branch {totals.get('branch_before')}%)"
+    )
+    print(
+        f"  startup {fmt(p['startup'])} (of which Prefect server app import ~{fmt(server_app)}), "
+        f"prefect server {fmt(p['prefect_server'])}, plan {fmt(p['plan'])}, baseline {fmt(p['baseline'])},"
+    )
+    print(
+        f"  modules {fmt(p['modules'])} (tasks {fmt(p['module_tasks'])} + loop lag {fmt(p['modules_after_last_task'])}), "
+        f"finish {fmt(p['finish'])}, exit {fmt(p['exit'])}"
+    )
+    print(f"  first module done at     {fmt(result['first_module_seconds'])}  (from the {result['first_module_from']})")
+    problems = result["rounds"][-1]["covsweep"].get("problem_line_count")
+    if problems:
+        print(f"  {problems} ERROR/Traceback lines in covsweep's output (see problem_lines)")
+    ratio = result["ratio"]
+    verdict = "n/a" if ratio is None else ("meets" if ratio < TARGET_RATIO else "MISSES")
+    print(
+        f"ratio covsweep/plain       {ratio}  ({verdict} the target < {TARGET_RATIO}); best/best {result['ratio_best']}"
+    )
+    print(
+        f"  without the server start {result['ratio_excluding_server']}; "
+        f"also without its import {result['ratio_excluding_server_and_its_import']}"
+    )
+    print(f"results                    {written}  ({result['bench_seconds']:.0f}s)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _arguments(argv)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     info = machine()
     scratch = Path(tempfile.mkdtemp(prefix="covsweep-bench-"))
     started = time.monotonic()
@@ -327,107 +534,23 @@ def main(argv: list[str] | None = None) -> int:
         if prefect_home is None:
             prefect_home = scratch / "prefect-home"
             prefect_home.mkdir()
-        print(f"covsweep bench: {args.modules} modules, {info['cpu_count']} CPUs, load {info['loadavg_at_start']}, "
-              f"sandbox {args.sandbox}", flush=True)
-
-        warmup = None
-        if not args.no_warmup:
-            # Creates the Prefect database and warms Docker and the page cache; not part of the ratio.
-            tiny = generate(scratch / "warmup", 1)
-            warmup = run_covsweep(tiny, report, args, prefect_home)
-            print(f"  warm-up (1 module, untimed): {warmup['seconds']:.1f}s, exit {warmup['exit_code']}", flush=True)
-            if warmup["exit_code"] not in (0, 1):
-                print("\n".join(warmup.get("output_tail", [])), file=sys.stderr)
-                raise SystemExit("bench: the warm-up covsweep run failed")
-        imports = import_costs(_child_env(prefect_home))
-
-        rounds = []
-        for n in range(1, args.repeat + 1):
-            # Plain before and after covsweep: the machine's load drifts, one sample of each side is not enough.
-            plain = [run_plain(project, timeout=args.timeout)]
-            print(f"  round {n}: plain coverage run --branch -m pytest: {plain[0]['seconds']:.2f}s ({plain[0]['pytest']})",
-                  flush=True)
-            sweep = run_covsweep(project, report, args, prefect_home)
-            print(f"  round {n}: covsweep run --generator none: {sweep['seconds']:.2f}s, exit {sweep['exit_code']}"
-                  f"{' (TIMED OUT)' if sweep['timed_out'] else ''}", flush=True)
-            if sweep["exit_code"] != 0:
-                rounds.append({"plain": plain, "covsweep": sweep})
-                print("\n".join(sweep.get("output_tail", [])), file=sys.stderr)
-                break
-            plain.append(run_plain(project, timeout=args.timeout))
-            print(f"  round {n}: plain again: {plain[1]['seconds']:.2f}s", flush=True)
-            rounds.append({"plain": plain, "covsweep": sweep})
-
-        plain_samples = [p["seconds"] for r in rounds for p in r["plain"]]
-        sweep_samples = [r["covsweep"]["seconds"] for r in rounds]
-        plain_s, sweep_s = _median(plain_samples), _median(sweep_samples)
-        server_s = _median([r["covsweep"]["phases_s"]["prefect_server"] for r in rounds])
-        server_app = imports["prefect_server_app_s"]
-        first_s = _median([r["covsweep"]["at_s"]["first_module"] for r in rounds])
-        last = rounds[-1]["covsweep"]
-        without_server = round(sweep_s - server_s, 3) if server_s is not None else None
-        without_both = round(without_server - server_app, 3) if without_server is not None and server_app else None
-        result = {
-            "schema": SCHEMA, "timestamp": stamp, "modules": args.modules, "repeat": len(rounds),
-            "sandbox": args.sandbox, "covsweep_args": args.covsweep_arg, "machine": info,
-            "plain_command": "python -m coverage run --branch -m pytest -q  (host, project root, PYTHONDONTWRITEBYTECODE=1)",
-            "covsweep_command": last["command"],
-            "plain_seconds": plain_s,
-            "plain_seconds_samples": plain_samples,
-            "covsweep_seconds": sweep_s,
-            "covsweep_seconds_samples": sweep_samples,
-            "ratio": _ratio(sweep_s, plain_s),
-            "ratio_best": _ratio(_min(sweep_samples), _min(plain_samples)),
-            "target_ratio": TARGET_RATIO,
-            # from "Starting temporary server" until the flow run begins (includes creating the flow run)
-            "prefect_server_seconds": server_s,
-            "covsweep_seconds_excluding_server": without_server,
-            "ratio_excluding_server": _ratio(without_server, plain_s),
-            # also without importing Prefect's server app in the CLI process, measured apart (see imports)
-            "ratio_excluding_server_and_its_import": _ratio(without_both, plain_s),
-            "first_module_seconds": first_s,
-            "first_module_from": last["at_s"]["first_module_from"],
-            "phases_s": {k: _median([r["covsweep"]["phases_s"][k] for r in rounds]) for k in last["phases_s"]},
-            "imports_s": imports,
-            "covsweep_exit_code": last["exit_code"],
-            "covsweep_totals": (last.get("report") or {}).get("totals"),
-            "covsweep_report": last.get("report"),
-            "plain_coverage": {"line": rounds[-1]["plain"][-1]["line"], "branch": rounds[-1]["plain"][-1]["branch"]},
-            "warmup": None if warmup is None else {"seconds": warmup["seconds"], "exit_code": warmup["exit_code"],
-                                                    "phases_s": warmup["phases_s"]},
-            "rounds": rounds,
-            "loadavg_at_end": [round(x, 2) for x in os.getloadavg()],
-            "bench_seconds": round(time.monotonic() - started, 1),
-        }
+        print(
+            f"covsweep bench: {args.modules} modules, {info['cpu_count']} CPUs, load {info['loadavg_at_start']}, "
+            f"sandbox {args.sandbox}",
+            flush=True,
+        )
+        warmup = None if args.no_warmup else _warmup(scratch, report, args, prefect_home)
+        imports = import_costs(child_env(prefect_home))
+        rounds = _rounds(project, report, args, prefect_home)
+        result = _result(args, rounds, warmup, imports, info, stamp, started)
         args.results.mkdir(parents=True, exist_ok=True)
         text = json.dumps(result, indent=2) + "\n"
         (args.results / f"{stamp}.json").write_text(text)
         (args.results / "latest.json").write_text(text)
-
-        p = result["phases_s"]
-        fmt = lambda v: "n/a" if v is None else f"{v:.2f}s"  # noqa: E731
-        totals = result["covsweep_totals"] or {}
-        print()
-        print(f"modules                    {args.modules}")
-        print(f"plain coverage + pytest    {fmt(plain_s)}  (samples {plain_samples})")
-        print(f"covsweep --generator none  {fmt(sweep_s)}  (report: {totals.get('modules')} modules, "
-              f"{totals.get('succeeded')} ok, line {totals.get('line_before')}%, branch {totals.get('branch_before')}%)")
-        print(f"  startup {fmt(p['startup'])} (of which Prefect server app import ~{fmt(server_app)}), "
-              f"prefect server {fmt(p['prefect_server'])}, plan {fmt(p['plan'])}, baseline {fmt(p['baseline'])},")
-        print(f"  modules {fmt(p['modules'])} (tasks {fmt(p['module_tasks'])} + loop lag {fmt(p['modules_after_last_task'])}), "
-              f"finish {fmt(p['finish'])}, exit {fmt(p['exit'])}")
-        print(f"  first module done at     {fmt(first_s)}  (from the {last['at_s']['first_module_from']})")
-        if last.get("problem_line_count"):
-            print(f"  {last['problem_line_count']} ERROR/Traceback lines in covsweep's output (see problem_lines)")
-        ratio = result["ratio"]
-        verdict = "n/a" if ratio is None else ("meets" if ratio < TARGET_RATIO else "MISSES")
-        print(f"ratio covsweep/plain       {ratio}  ({verdict} the target < {TARGET_RATIO}); best/best {result['ratio_best']}")
-        print(f"  without the server start {result['ratio_excluding_server']}; "
-              f"also without its import {result['ratio_excluding_server_and_its_import']}")
-        print(f"results                    {args.results / (stamp + '.json')}  ({result['bench_seconds']:.0f}s)")
+        _print_summary(result, args.results / f"{stamp}.json")
         if args.keep:
             print(f"project kept at            {project}")
-        return 0 if last["exit_code"] == 0 else 1
+        return 0 if result["covsweep_exit_code"] == 0 else 1
     finally:
         if not args.keep:
             shutil.rmtree(scratch, ignore_errors=True)

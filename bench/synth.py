@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import re
+import shutil
 import textwrap
 from pathlib import Path
 
@@ -49,8 +50,12 @@ TEMPLATES = [
                 return "multiple"
             return "other"
         """,
-        ['classify_{i}(-1) == "negative"', 'classify_{i}(0) == "zero"', 'classify_{i}({a}) == "multiple"',
-         'classify_{i}({a} + 1) in ("other", "multiple")'],
+        [
+            'classify_{i}(-1) == "negative"',
+            'classify_{i}(0) == "zero"',
+            'classify_{i}({a}) == "multiple"',
+            'classify_{i}({a} + 1) in ("other", "multiple")',
+        ],
     ),
     (
         """\
@@ -106,7 +111,12 @@ def module_source(index: int, rng: random.Random) -> tuple[str, list[str], list[
     parts, names, checks = [f'"""Synthetic module {index}."""\n'], [], []
     for k, t in enumerate(chosen):
         source, calls = TEMPLATES[t]
-        values = {"i": f"{index}_{k}", "a": rng.randint(2, 9), "b": rng.randint(10, 99), "base": rng.choice([8, 10, 16])}
+        values = {
+            "i": f"{index}_{k}",
+            "a": rng.randint(2, 9),
+            "b": rng.randint(10, 99),
+            "base": rng.choice([8, 10, 16]),
+        }
         code = textwrap.dedent(source).format(**values)
         parts.append(code)
         names.append(re.match(r"(?:def|class) (\w+)", code).group(1))
@@ -118,8 +128,8 @@ def module_source(index: int, rng: random.Random) -> tuple[str, list[str], list[
     return "\n\n".join(parts), names, checks
 
 
-def generate(root: Path, modules: int, seed: int = 20240601) -> Path:
-    """Write the project into `root` (created) and return it."""
+def generate(root: Path, modules: int, seed: int = 20240601, with_tests: bool = True) -> Path:
+    """Write the project into `root` (created) and return it; without tests, no tests/ folder."""
     rng = random.Random(seed)
     pkg = root / "src" / PACKAGE
     tests = root / "tests"
@@ -136,6 +146,8 @@ def generate(root: Path, modules: int, seed: int = 20240601) -> Path:
         for n, check in enumerate(checks):
             body += ["", f"def test_{n}():", f"    assert {check}", ""]
         (tests / f"test_{name}.py").write_text("\n".join(body))
+    if not with_tests:
+        shutil.rmtree(tests)
     return root
 
 

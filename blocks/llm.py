@@ -3,27 +3,16 @@
 from __future__ import annotations
 
 from prefect.blocks.core import Block
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import Field, SecretStr
 
-OPENROUTER_BASE_URL = "https://openrouter.ai/api/v1"
-# Free OpenRouter models (the `:free` variants cost nothing and are rate limited per key).
-DEFAULT_MODELS = [
-    "qwen/qwen3-coder:free",
-    "deepseek/deepseek-chat-v3.1:free",
-    "meta-llama/llama-3.3-70b-instruct:free",
-]
-DEFAULT_REQUEST_TIMEOUT_S = 120.0
-DEFAULT_MAX_TOKENS = 4096
-
-
-class Price(BaseModel):
-    """USD per million tokens."""
-
-    prompt: float = Field(default=0.0, ge=0)
-    completion: float = Field(default=0.0, ge=0)
-
-
-DEFAULT_PRICES: dict[str, Price] = {model: Price() for model in DEFAULT_MODELS}
+from tasks.core.llm import (
+    DEFAULT_MAX_TOKENS,
+    DEFAULT_MODELS,
+    DEFAULT_PRICES,
+    DEFAULT_REQUEST_TIMEOUT_S,
+    OPENROUTER_BASE_URL,
+    Price,
+)
 
 
 class CovsweepLLM(Block):
@@ -35,9 +24,11 @@ class CovsweepLLM(Block):
 
     base_url: str = Field(default=OPENROUTER_BASE_URL, description="any OpenAI-compatible endpoint")
     api_key: SecretStr | None = Field(default=None, description="sent as `Authorization: Bearer`")
-    models: list[str] = Field(default_factory=lambda: list(DEFAULT_MODELS),
-                              description="fallback chain, first preferred")
-    prices: dict[str, Price] = Field(default_factory=lambda: dict(DEFAULT_PRICES),
-                                     description="model -> USD per million prompt/completion tokens")
+    models: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_MODELS), description="fallback chain, first preferred"
+    )
+    prices: dict[str, Price] = Field(
+        default_factory=lambda: dict(DEFAULT_PRICES), description="model -> USD per million prompt/completion tokens"
+    )
     request_timeout_s: float = Field(default=DEFAULT_REQUEST_TIMEOUT_S, gt=0)
     max_tokens: int = Field(default=DEFAULT_MAX_TOKENS, gt=0)

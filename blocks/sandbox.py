@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect.blocks.core import Block
 from pydantic import Field
 
-from tasks.models import SandboxLimits
+from tasks.core.models import SandboxLimits
 
 
 class CovsweepSandbox(Block):
@@ -15,6 +15,9 @@ class CovsweepSandbox(Block):
     _block_type_slug = "covsweep-sandbox"
     _description = "Image and resource limits of the containers covsweep runs a target's code in."
 
-    image: str | None = Field(default=None, description="an image to use instead of the one covsweep builds "
-                              "(it needs /opt/runner and /opt/pynguin); COVSWEEP_SANDBOX_IMAGE beats it")
+    image: str | None = Field(
+        default=None,
+        description="an image to use instead of the one covsweep builds "
+        "(it needs /opt/runner and /opt/pynguin); COVSWEEP_SANDBOX_IMAGE beats it",
+    )
     limits: SandboxLimits = Field(default_factory=SandboxLimits, description="per container")

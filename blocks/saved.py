@@ -18,6 +18,7 @@ def load_saved(cls: type[B], name: str = DEFAULT_BLOCK_NAME) -> B | None:
     except ValueError:
         return None  # no block document (or block type) of that name
     except Exception as exc:  # noqa: BLE001 - no API, API down: the block is optional
-        get_logger("covsweep").debug("block %s/%s not loaded: %s", cls.get_block_type_slug(), name,
-                                     exc.__class__.__name__)
+        get_logger("covsweep").debug(
+            "block %s/%s not loaded: %s", cls.get_block_type_slug(), name, exc.__class__.__name__
+        )
         return None

@@ -28,11 +28,14 @@ def connect(local_ok: bool = False) -> Iterator[SyncPrefectClient]:
         return
     if not url:
         # Without a URL Prefect would start a throwaway server that no worker ever polls.
-        raise NoServer("PREFECT_API_URL is not set: start a server with `make server`, "
-                       "then export PREFECT_API_URL=http://127.0.0.1:4200/api")
+        raise NoServer(
+            "PREFECT_API_URL is not set: start a server with `make server`, "
+            "then export PREFECT_API_URL=http://127.0.0.1:4200/api"
+        )
     with get_client(sync_client=True) as client:
         problem = client.api_healthcheck()
         if problem is not None:
-            raise NoServer(f"the Prefect API at {url} is not reachable ({type(problem).__name__}); "
-                           "start it with `make server`")
+            raise NoServer(
+                f"the Prefect API at {url} is not reachable ({type(problem).__name__}); start it with `make server`"
+            )
         yield client

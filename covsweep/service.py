@@ -10,15 +10,22 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
 import httpx
 from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.filters import (
-    ArtifactFilter, ArtifactFilterFlowRunId, FlowFilter, FlowFilterName,
-    FlowRunFilter, FlowRunFilterDeploymentId, FlowRunFilterId, FlowRunFilterParentFlowRunId, FlowRunFilterState,
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    FlowFilter,
+    FlowFilterName,
+    FlowRunFilter,
+    FlowRunFilterDeploymentId,
+    FlowRunFilterId,
+    FlowRunFilterParentFlowRunId,
+    FlowRunFilterState,
     FlowRunFilterStateType,
 )
 from prefect.client.schemas.objects import FlowRun, StateType
@@ -27,8 +34,15 @@ from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
 
 from covsweep.api import NoServer, api_url, connect
-from covsweep.objects import DEPLOYMENT, FLOWS, MODULE_TASK_PREFIX, MODULES_KEY, PRIORITIES, PROGRESS_KEY
-from covsweep.reports import ResultUnavailable, stored_result, to_json
+from tasks.core.names import (
+    DEPLOYMENT,
+    FLOWS,
+    MODULE_TASK_PREFIX,
+    MODULES_KEY,
+    PRIORITIES,
+    PROGRESS_KEY,
+)
+from tasks.history.reports import ResultUnavailable, stored_patch, stored_result, to_json
 
 # How long a submission keeps asking a server that answers 503 (SQLite's "database is locked").
 SUBMIT_PATIENCE_S = 180.0
@@ -57,11 +71,15 @@ def _client() -> Iterator[SyncPrefectClient]:
     except PrefectHTTPStatusError as exc:
         code = exc.response.status_code
         why = " (its SQLite database is busy: PostgreSQL takes more at once)" if code == 503 else ""
-        raise BadRequest(f"the Prefect API at {api_url()} answered {code} {exc.response.reason_phrase}{why}, "
-                         "also when asked again: try later") from None
+        raise BadRequest(
+            f"the Prefect API at {api_url()} answered {code} {exc.response.reason_phrase}{why}, "
+            "also when asked again: try later"
+        ) from None
     except UNANSWERED as exc:
-        raise BadRequest(f"the Prefect API at {api_url()} did not answer in time ({type(exc).__name__}),"
-                         " also when asked again: try later") from None
+        raise BadRequest(
+            f"the Prefect API at {api_url()} did not answer in time ({type(exc).__name__}),"
+            " also when asked again: try later"
+        ) from None
 
 
 def _run_id(text: str) -> UUID:
@@ -104,8 +122,11 @@ def _create_run(client: SyncPrefectClient, deployment_id: UUID, parameters: dict
         while True:
             try:
                 return client.create_flow_run_from_deployment(
-                    deployment_id, parameters=parameters, work_queue_name=priority,
-                    tags=["covsweep", f"priority:{priority}"], idempotency_key=key,
+                    deployment_id,
+                    parameters=parameters,
+                    work_queue_name=priority,
+                    tags=["covsweep", f"priority:{priority}"],
+                    idempotency_key=key,
                 )
             except PrefectHTTPStatusError as exc:
                 if exc.response.status_code != 503 or time.monotonic() > deadline:
@@ -135,7 +156,7 @@ class RunStatus:
 def _artifacts(client: SyncPrefectClient, run_id: UUID) -> dict[str, Any]:
     """The run's artifacts by key, the latest of each."""
     found = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id])))
-    found.sort(key=lambda a: a.created or datetime.min.replace(tzinfo=timezone.utc))
+    found.sort(key=lambda a: a.created or datetime.min.replace(tzinfo=UTC))
     return {a.key: a for a in found if a.key}
 
 
@@ -152,45 +173,63 @@ def status(run_id: str) -> RunStatus:
         artifacts = _artifacts(client, run.id)
         children = client.read_flow_runs(
             flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[run.id])),
-            sort=FlowRunSort.START_TIME_ASC)
+            sort=FlowRunSort.START_TIME_ASC,
+        )
     progress = artifacts.get(PROGRESS_KEY)
     table = _table_rows(artifacts.get(MODULES_KEY))
     result = RunStatus(run=run, progress=float(progress.data) if progress and progress.data is not None else None)
-    for task in sorted(tasks, key=lambda t: t.expected_start_time or t.created or datetime.min.replace(tzinfo=timezone.utc)):
+    for task in sorted(tasks, key=lambda t: t.expected_start_time or t.created or datetime.min.replace(tzinfo=UTC)):
         state = task.state.name if task.state else "?"
         if task.name.startswith(MODULE_TASK_PREFIX):
-            module = task.name[len(MODULE_TASK_PREFIX):]
+            module = task.name[len(MODULE_TASK_PREFIX) :]
             result.modules.append(ModuleRow(module, state, table.get(module, {})))
         else:
             result.steps.append((re.sub(r"-[0-9a-f]{3}$", "", task.name), state))  # drop Prefect's run suffix
     known = {m.module for m in result.modules}
     result.modules += [ModuleRow(name, "Completed", row) for name, row in table.items() if name not in known]
-    result.subflows = [(str(c.parameters.get("target", "?")), c.state.name if c.state else "?", str(c.id))
-                       for c in children]
+    result.subflows = [
+        (str(c.parameters.get("target", "?")), c.state.name if c.state else "?", str(c.id)) for c in children
+    ]
     return result
+
+
+def _finished_run(client: SyncPrefectClient, run_id: str, wait: bool, timeout: float, poll: float) -> FlowRun:
+    """The run once it completed; RunNotDone when it is not final (and --wait gave up) or did not complete."""
+    run = _read_run(client, run_id)
+    deadline = time.monotonic() + timeout
+    while not (run.state and run.state.is_final()):
+        state = run.state.name if run.state else "not started"
+        if not wait:
+            raise RunNotDone(f"run {run.id} is {state}, not finished: use --wait")
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise RunNotDone(f"run {run.id} is still {state} after {timeout:g}s")
+        time.sleep(min(poll, left))
+        run = client.read_flow_run(run.id)
+    if not run.state.is_completed():
+        why = first_line(run.state.message)
+        raise RunNotDone(f"run {run.id} ended {run.state.name}" + (f": {why}" if why else ""))
+    return run
 
 
 def results(run_id: str, wait: bool = False, timeout: float = 3600.0, poll: float = 5.0) -> str:
     """The run's persisted report as JSON; --wait polls until the run is final or the timeout passes."""
     with _client() as client:
-        run = _read_run(client, run_id)
-        deadline = time.monotonic() + timeout
-        while not (run.state and run.state.is_final()):
-            state = run.state.name if run.state else "not started"
-            if not wait:
-                raise RunNotDone(f"run {run.id} is {state}, not finished: use --wait")
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise RunNotDone(f"run {run.id} is still {state} after {timeout:g}s")
-            time.sleep(min(poll, left))
-            run = client.read_flow_run(run.id)
-        if not run.state.is_completed():
-            why = first_line(run.state.message)
-            raise RunNotDone(f"run {run.id} ended {run.state.name}" + (f": {why}" if why else ""))
+        run = _finished_run(client, run_id, wait, timeout, poll)
         try:
             return to_json(stored_result(run.state))
         except ResultUnavailable as exc:
             raise RunNotDone(f"run {run.id} completed but {exc}") from None
+
+
+def patch(run_id: str, wait: bool = False, timeout: float = 3600.0, poll: float = 5.0) -> str:
+    """The patch the run stored in result storage; RunNotDone when it has none."""
+    with _client() as client:
+        run = _finished_run(client, run_id, wait, timeout, poll)
+        text = stored_patch(run.state, str(run.id))
+    if text is None:
+        raise RunNotDone(f"run {run.id} has no patch: it kept no test, or did not deliver as a patch")
+    return text
 
 
 @dataclass
@@ -222,17 +261,32 @@ def queue(finished: int = 10) -> list[QueuedRun]:
             return []
         by_deployment = FlowRunFilterDeploymentId(any_=list(deployments))
         open_runs = client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(deployment_id=by_deployment,
-                                          state=FlowRunFilterState(type=FlowRunFilterStateType(not_any_=FINAL))),
-            sort=FlowRunSort.EXPECTED_START_TIME_ASC, limit=200)
-        done = client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(deployment_id=by_deployment,
-                                          state=FlowRunFilterState(type=FlowRunFilterStateType(any_=FINAL))),
-            sort=FlowRunSort.END_TIME_DESC, limit=finished) if finished else []
-    now = datetime.now(timezone.utc)
+            flow_run_filter=FlowRunFilter(
+                deployment_id=by_deployment, state=FlowRunFilterState(type=FlowRunFilterStateType(not_any_=FINAL))
+            ),
+            sort=FlowRunSort.EXPECTED_START_TIME_ASC,
+            limit=200,
+        )
+        done = (
+            client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    deployment_id=by_deployment, state=FlowRunFilterState(type=FlowRunFilterStateType(any_=FINAL))
+                ),
+                sort=FlowRunSort.END_TIME_DESC,
+                limit=finished,
+            )
+            if finished
+            else []
+        )
+    now = datetime.now(UTC)
     shown, next_of = [], set()
     for run in open_runs:
-        future = run.state and run.state.type == StateType.SCHEDULED and run.expected_start_time and run.expected_start_time > now
+        future = (
+            run.state
+            and run.state.type == StateType.SCHEDULED
+            and run.expected_start_time
+            and run.expected_start_time > now
+        )
         if future:
             if run.deployment_id in next_of:
                 continue  # a schedule's later runs say nothing more than its next one
@@ -255,4 +309,3 @@ def _when(run: FlowRun, now: datetime) -> float:
 def _state_order(run: FlowRun) -> int:
     kind = run.state.type.value if run.state else "SCHEDULED"
     return STATE_ORDER.index(kind) if kind in STATE_ORDER else len(STATE_ORDER)
-

@@ -7,8 +7,8 @@ from datetime import datetime
 
 from rich.table import Table
 
-from covsweep.objects import PRIORITIES
 from covsweep.service import QueuedRun, RunStatus, first_line
+from tasks.core.names import PRIORITIES
 
 
 def _when(moment: datetime | None) -> str:
@@ -24,15 +24,22 @@ def status_lines(status: RunStatus) -> list[str]:
     run = status.run
     state = run.state.name if run.state else "?"
     why = first_line(run.state.message) if run.state and (run.state.is_failed() or run.state.is_crashed()) else ""
-    lines = [f"run {run.id} ({run.name}): {state}" + (f": {why}" if why else ""),
-             f"target {_targets(run)}, queue {run.work_queue_name or '?'}"]
+    lines = [
+        f"run {run.id} ({run.name}): {state}" + (f": {why}" if why else ""),
+        f"target {_targets(run)}, queue {run.work_queue_name or '?'}",
+    ]
     if run.start_time:
-        lines.append(f"started {_when(run.start_time)}" + (f", ended {_when(run.end_time)}" if run.end_time else "")
-                     + (f", {run.total_run_time.total_seconds():.0f}s" if run.end_time else ""))
+        lines.append(
+            f"started {_when(run.start_time)}"
+            + (f", ended {_when(run.end_time)}" if run.end_time else "")
+            + (f", {run.total_run_time.total_seconds():.0f}s" if run.end_time else "")
+        )
     done = sum(m.state == "Completed" for m in status.modules)
     if status.progress is not None:
-        lines.append(f"progress {status.progress:.0f}%"
-                     + (f": {done} of {len(status.modules)} modules done" if status.modules else ""))
+        lines.append(
+            f"progress {status.progress:.0f}%"
+            + (f": {done} of {len(status.modules)} modules done" if status.modules else "")
+        )
     if status.steps:
         lines.append("steps: " + ", ".join(f"{name} {state}" for name, state in status.steps))
     return lines
@@ -46,8 +53,14 @@ def modules_table(status: RunStatus) -> Table | None:
         table.add_column(column)
     for row in status.modules:
         d = row.detail
-        table.add_row(row.module, row.state, str(d.get("status", "")), str(d.get("line", "")),
-                      str(d.get("tests", "")), str(d.get("error", "")))
+        table.add_row(
+            row.module,
+            row.state,
+            str(d.get("status", "")),
+            str(d.get("line", "")),
+            str(d.get("tests", "")),
+            str(d.get("error", "")),
+        )
     return table
 
 
@@ -69,8 +82,9 @@ def queue_table(rows: list[QueuedRun]) -> Table:
     for q in rows:
         run = q.run
         when = run.end_time or run.start_time or run.expected_start_time
-        table.add_row(run.state.name if run.state else "?", q.priority, q.deployment, _targets(run), str(run.id),
-                      _when(when))
+        table.add_row(
+            run.state.name if run.state else "?", q.priority, q.deployment, _targets(run), str(run.id), _when(when)
+        )
     return table
 
 
@@ -89,11 +103,22 @@ def counts_table(rows: list[QueuedRun]) -> Table:
 
 def metrics_table(system, models: list) -> Table:
     table = Table(title="covsweep metrics", title_justify="left")
-    for column in ("scope", "runs", "modules", "success", "p50 s", "p95 s", "tokens", "cost $", "coverage +"):
+    columns = ("scope", "runs", "modules", "success", "p50 s", "p95 s", "tokens", "cost $", "coverage +", "mutation %")
+    for column in columns:
         table.add_column(column, justify="left" if column == "scope" else "right")
     for name, f in [("whole system", system)] + [(m.model, m) for m in models]:
-        table.add_row(name, str(f.runs), str(f.modules), f"{f.success_rate:.0%}", f"{f.latency_p50_s:.1f}",
-                      f"{f.latency_p95_s:.1f}", str(f.tokens), f"{f.cost_usd:.4f}", f"{f.coverage_gained:+.1f}")
+        table.add_row(
+            name,
+            str(f.runs),
+            str(f.modules),
+            f"{f.success_rate:.0%}",
+            f"{f.latency_p50_s:.1f}",
+            f"{f.latency_p95_s:.1f}",
+            str(f.tokens),
+            f"{f.cost_usd:.4f}",
+            f"{f.coverage_gained:+.1f}",
+            f"{f.mutation_score:.1f}" if f.mutation_score is not None else "",
+        )
     return table
 
 
@@ -102,6 +127,10 @@ def models_table(scores: list) -> Table:
     for column in ("model", "score", "quality", "success", "latency", "fit", "why"):
         table.add_column(column, justify="left" if column in ("model", "why") else "right")
     for s in scores:
-        table.add_row(s.model, f"{s.score:.2f}", *(f"{s.parts[k]:.2f}" for k in ("quality", "success", "latency", "fit")),
-                      "; ".join(s.reasons))
+        table.add_row(
+            s.model,
+            f"{s.score:.2f}",
+            *(f"{s.parts[k]:.2f}" for k in ("quality", "success", "latency", "fit")),
+            "; ".join(s.reasons),
+        )
     return table

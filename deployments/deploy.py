@@ -10,7 +10,8 @@ from pathlib import Path
 
 from covsweep.api import NoServer, connect
 from covsweep.provision import provision
-from covsweep.settings import REPO_ROOT, load
+from tasks.core.errors import InputError
+from tasks.core.settings import REPO_ROOT, load
 
 PREFECT_YAML = REPO_ROOT / "prefect.yaml"
 
@@ -26,7 +27,7 @@ def main() -> int:
     try:
         with connect() as client:
             provision(client, load(), say=lambda line: print(line, flush=True))
-    except NoServer as exc:
+    except (NoServer, InputError) as exc:
         print(f"deploy: error: {exc}", file=sys.stderr)
         return 2
     return deploy_all()

@@ -21,7 +21,7 @@ from pathlib import Path
 from uuid import UUID
 
 from covsweep.api import api_url
-from covsweep.settings import load
+from tasks.core.settings import load
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 TABS = ("Logs", "TaskRuns", "SubflowRuns", "Artifacts", "Parameters", "JobVariables")  # the run page's tabs
@@ -53,13 +53,18 @@ def screenshot(url: str, out: Path, width: int, height: int, wait_s: float) -> P
     out.unlink(missing_ok=True)
     with tempfile.TemporaryDirectory(prefix="covsweep-chromium-") as profile:
         command = [
-            browser(), "--headless=new", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
+            browser(),
+            "--headless=new",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--no-first-run",
             f"--user-data-dir={profile}",  # a throwaway profile: no saved UI preference, nothing left behind
             f"--window-size={width},{height}",
             # Virtual time runs on while the page is idle, not while it fetches: the single-page app
             # gets its API answers and renders before the picture is taken.
             f"--virtual-time-budget={int(wait_s * 1000)}",
-            f"--screenshot={out}", url,
+            f"--screenshot={out}",
+            url,
         ]
         if os.geteuid() == 0:
             command.insert(1, "--no-sandbox")  # Chromium's own sandbox refuses to start as root

@@ -4,35 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
-from prefect.client.orchestration import get_client
+from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 from pydantic import Field
 
-from covsweep.history import earlier_sweeps, point_from_state
-from covsweep.objects import TREND_KEY
-from covsweep.trend import Sweep, regressions, trend_markdown
 from flows.spec_to_production import spec_to_production
-from tasks.report import now
+from tasks.core.models import Sweep, now
+from tasks.core.options import Percent
+from tasks.sweep import check_targets, publish_trend, read_history, sweep_point
 
 
 class SweepFailed(Exception):
     """Some target's run did not complete; the trend is published first."""
 
 
-@task(name="read-sweep-history")
-def read_history(exclude: str | None, limit: int) -> list[Sweep]:
-    with get_client(sync_client=True) as client:
-        return earlier_sweeps(client, exclude, limit)
-
-
-@task(name="publish-trend")
-def publish_trend(history: list[Sweep], current: Sweep) -> None:
-    create_markdown_artifact(key=TREND_KEY, markdown=trend_markdown(history, current),
-                             description="line coverage per target over the last sweeps")
-
-
+# long: a parameter and an Args line per option (the UI's form of a run); the body is short
 @flow(name="coverage-sweep", persist_result=True, validate_parameters=True)
 def coverage_sweep(
     targets: list[str],
@@ -40,16 +26,51 @@ def coverage_sweep(
     coverage_target: Annotated[float, Field(ge=0, le=100)] = 80.0,
     max_iterations: Annotated[int, Field(ge=1, le=100)] = 3,
     reruns: Annotated[int, Field(ge=1, le=50)] = 3,
+    framework: Literal["auto", "pytest", "unittest"] = "auto",
+    mutation: Literal["on", "off"] = "on",
+    mutants: Annotated[int, Field(ge=1, le=1000)] = 30,
+    mutation_target: Percent = 70.0,
     concurrency: Annotated[int, Field(ge=1, le=64)] = 4,
-    sandbox: Literal["docker", "local"] = "docker",
     timeout: Annotated[float, Field(gt=0)] = 300.0,
+    budget_usd: Annotated[float, Field(ge=0)] | None = None,
+    sandbox: Literal["docker", "local"] = "docker",
+    cluster: str | None = None,
     models: str | None = None,
     llm_base_url: str | None = None,
-    budget_usd: Annotated[float, Field(ge=0)] | None = None,
+    changed_since: str | None = None,
+    fail_under: Percent | None = None,
+    fail_under_diff: Percent | None = None,
+    deliver: Literal["write", "patch", "branch"] | None = None,
     history: Annotated[int, Field(ge=0, le=50)] = 7,
 ) -> Sweep:
-    """Run spec-to-production on every target, one after the other, and publish `covsweep-trend`."""
+    """Run spec-to-production on every target, one after the other, and publish `covsweep-trend`.
+
+    Args:
+        targets: the projects to sweep: directories or .py files as the worker sees them, or repository URLs
+        generator: auto (llm with an API key, else pynguin), llm, openhands, pynguin, or none (measure only)
+        coverage_target: per-module line coverage (percent) at which refinement stops
+        max_iterations: refinement rounds per module
+        reruns: a generated test is kept only if it passes this many runs in a row
+        framework: auto, pytest or unittest: the style of the generated tests and their runner
+        mutation: on or off: the mutation score of the accepted tests
+        mutants: mutants per module at most
+        mutation_target: refinement continues below this mutation score (percent)
+        concurrency: modules processed at once, per target
+        timeout: budget per module in seconds, all attempts together
+        budget_usd: per target: no new LLM request once its run has spent this much
+        sandbox: docker, or local (subprocesses with resource limits, not isolated)
+        cluster: a Dask scheduler (tcp://host:8786): module tasks run on its workers
+        models: LLM fallback chain A,B,C, first preferred; default: the block's, ordered by score
+        llm_base_url: any OpenAI-compatible endpoint
+        changed_since: per target, only modules changed since this git ref; diff coverage in the reports
+        fail_under: a target's run fails its gate when its total line coverage after is below this (percent)
+        fail_under_diff: a target's run fails its gate when its diff coverage after is below this (percent)
+        deliver: per target: write (into it), patch (an artifact), or branch (pushed, one per night that
+            raised its coverage); default write for a directory, patch for a repository
+        history: earlier sweeps the trend compares with
+    """
     options = {k: v for k, v in locals().items() if k not in ("targets", "history")}
+    check_targets(targets)
     logger = get_run_logger()
     sweep_id = str(flow_run.get_id() or "") or None
     current = Sweep(sweep_id=sweep_id, started_at=now().isoformat())
@@ -58,13 +79,11 @@ def coverage_sweep(
     for target in targets:
         # One subflow per target: each has its own run, report and artifacts in the UI.
         state = spec_to_production(target=target, **options, return_state=True)
-        run_id = state.state_details.flow_run_id
-        point = point_from_state(target, str(run_id) if run_id else None, state)
+        point = sweep_point(target, state)
         current.points.append(point)
         logger.info("%s: %s", target, f"line {point.line:.1f}%" if point.ok else f"{point.state}: {point.error}")
     earlier = read_history(sweep_id, history) if history else []
-    current.regressions = regressions(earlier, current)
-    publish_trend(earlier, current)
+    current.regressions = publish_trend(earlier, current)
     failed = [p.target for p in current.points if not p.ok]
     if failed:
         raise SweepFailed(f"{len(failed)} of {len(targets)} targets failed: {', '.join(failed)}")

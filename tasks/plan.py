@@ -4,113 +4,268 @@ from __future__ import annotations
 
 import shutil
 import uuid
+from contextlib import suppress
 from pathlib import Path
-from typing import Annotated, Literal
 
 from prefect import task
 from prefect.logging import get_logger
-from pydantic import BaseModel, Field
 
+from blocks.cluster import CovsweepCluster
 from blocks.sandbox import CovsweepSandbox
 from blocks.saved import load_saved
-from covsweep.settings import Settings, load
-from tasks.discover import discover
-from tasks.llm_config import resolve_llm_config
-from tasks.image import ensure_sandbox_image
-from tasks.leftovers import remove_leftovers, remove_stale_workspaces
-from tasks.sandbox import docker_client
-from tasks.target_image import ensure_target_image
-from tasks.models import GeneratorName, InputError, Project, SandboxConfig, SandboxLimits
-
-
-
-class RunOptions(BaseModel):
-    """The flow's parameters; the CLI's options carry the same names."""
-
-    target: str = Field(description="project directory (src/ or flat layout) or one .py file")
-    modules: list[str] | None = Field(default=None, description="module path globs, relative to the target")
-    generator: Literal["auto", "llm", "openhands", "pynguin", "none"] = Field(
-        default="auto", description="auto: llm with an API key, else pynguin; none: measure only")
-    coverage_target: Annotated[float, Field(ge=0, le=100)] = Field(
-        default=80.0, description="per-module line coverage at which refinement stops")
-    max_iterations: Annotated[int, Field(ge=1, le=100)] = Field(default=3, description="refinement rounds per module")
-    reruns: Annotated[int, Field(ge=1, le=50)] = Field(default=3, description="passes in a row a kept test needs")
-    out: str | None = Field(default=None, description="where accepted tests go; default TARGET/tests/generated")
-    report: str | None = Field(default=None, description="JSON report; default TARGET/.covsweep/report.json")
-    concurrency: Annotated[int, Field(ge=1, le=64)] = Field(default=4, description="modules processed at once")
-    sandbox: Literal["docker", "local"] = Field(default="docker", description="local: subprocesses, not isolated")
-    timeout: Annotated[float, Field(gt=0)] = Field(default=300.0, description="budget per module in seconds")
-    models: str | None = Field(default=None, description="LLM fallback chain A,B,C, first preferred")
-    llm_base_url: str | None = Field(default=None, description="any OpenAI-compatible endpoint")
-    budget_usd: Annotated[float, Field(ge=0)] | None = Field(default=None, description="no new LLM request past this spend")
-
-
-class Plan(BaseModel):
-    run_id: str
-    project: Project
-    generator: GeneratorName
-    sandbox: SandboxConfig
-    out: Path
-    report: Path
-    workspace: Path
-    options: RunOptions
-
-    def fingerprint_settings(self) -> dict:
-        """What, besides the code and its tests, decides what a module's run produces."""
-        o = self.options
-        return {"generator": self.generator, "coverage_target": o.coverage_target, "reruns": o.reruns,
-                "max_iterations": o.max_iterations, "sandbox": self.sandbox.model_dump(), "models": o.models}
-
-    def test_paths(self) -> list[Path]:
-        """The project's tests, with covsweep's earlier ones: those are the project's tests now."""
-        paths = list(self.project.test_paths)
-        if self.out.is_dir() and not any(self.out.is_relative_to(p) for p in paths):
-            paths.append(self.out)
-        return paths
+from tasks.cluster.scheduler import check_cluster, reach_scheduler, run_api_url
+from tasks.core.errors import InputError
+from tasks.core.models import Framework, GeneratorName, Project, SandboxConfig, SandboxLimits
+from tasks.core.options import RunOptions
+from tasks.core.plan import Plan
+from tasks.core.settings import Settings, load
+from tasks.delivery.branch import check_new_branch, default_branch_name
+from tasks.llm.config import resolve_llm_config
+from tasks.project.changes import changed_since
+from tasks.project.discover import discover
+from tasks.project.framework import detect_framework
+from tasks.project.remote import is_repository_url
+from tasks.project.repository import Checkout, fetch_history_for, origin_url
+from tasks.project.source import (
+    Cloned,
+    check_no_ref,
+    check_source,
+    clone_target,
+    delivery_kind,
+    out_in_clone,
+    push_url,
+    runs_on_a_clone,
+    work_tree_root,
+)
+from tasks.reporting.gates import check_gate_options
+from tasks.sandbox.containers import docker_client
+from tasks.sandbox.images import ensure_sandbox_image
+from tasks.sandbox.leftovers import remove_leftovers, remove_stale_workspaces
+from tasks.sandbox.snapshot import plan_snapshot
+from tasks.sandbox.target_image import ensure_target_image
 
 
 def resolve_generator(requested: str, has_key: bool, blocks_read: bool = True) -> GeneratorName:
     if requested == "auto":
         return "llm" if has_key else "pynguin"
     if requested in ("llm", "openhands") and not has_key and blocks_read:
-        raise InputError(f"--generator {requested} needs an API key: set COVSWEEP_LLM_API_KEY (or OPENROUTER_API_KEY), "
-                         "or save one in the covsweep-llm block")
+        raise InputError(
+            f"--generator {requested} needs an API key: set COVSWEEP_LLM_API_KEY (or OPENROUTER_API_KEY), "
+            "or save one in the covsweep-llm block"
+        )
     return requested
 
 
-def sandbox_config(kind: str, settings: Settings, project: Project | None = None,
-                   block: CovsweepSandbox | None = None) -> SandboxConfig:
+def named_image(settings: Settings, block: CovsweepSandbox | None) -> str | None:
+    """The sandbox image the user named: COVSWEEP_SANDBOX_IMAGE, else the saved block's; None: covsweep's own."""
+    return settings.sandbox_image or (block.image if block else None) or None
+
+
+def sandbox_config(
+    kind: str, settings: Settings, project: Project | None = None, block: CovsweepSandbox | None = None
+) -> SandboxConfig:
     """The saved `covsweep-sandbox` block sets the limits, and the image unless COVSWEEP_SANDBOX_IMAGE does."""
     limits = block.limits if block else SandboxLimits()
     if kind == "local":
         return SandboxConfig(kind="local", pynguin=settings.pynguin, limits=limits)
-    if block and block.image and not settings.sandbox_image:
-        settings = settings.model_copy(update={"sandbox_image": block.image})
+    settings = settings.model_copy(update={"sandbox_image": named_image(settings, block)})
     # The project's declared dependencies ride in a layer of their own; none declared: the plain sandbox.
     image = ensure_target_image(settings, project.target) if project else ensure_sandbox_image(settings)
     return SandboxConfig(kind="docker", image=image, limits=limits)
 
 
+def changed_modules(
+    options: RunOptions, project: Project, ref_in_clone: str | None = None
+) -> dict[str, list[int]] | None:
+    """--changed-since: Module.path -> changed lines of the modules the change touched; None without it.
+    Raises InputError when the target is no git work tree or REF names no commit. A repository target's
+    shallow clone needs REF's history first: `ref_in_clone = fetch_history_for(checkout, REF)`
+    (tasks.project.repository), the name REF has in the clone; the report still says REF."""
+    if not options.changed_since:
+        return None
+    return changed_since(project.target, ref_in_clone or options.changed_since).modules(project.modules)
+
+
+def resolve_framework(requested: str, project: Project) -> Framework:
+    """auto: unittest when the project's own tests are TestCase classes and nothing runs pytest."""
+    return detect_framework(project) if requested == "auto" else requested
+
+
+def check_generator(options: RunOptions, settings: Settings, load_blocks: bool) -> GeneratorName:
+    """The generator; raises InputError for an LLM generator without a key, a local Pynguin that is missing."""
+    llm = resolve_llm_config(
+        models=options.models,
+        llm_base_url=options.llm_base_url,
+        budget_usd=options.budget_usd,
+        settings=settings,
+        load_block=load_blocks,
+    )
+    generator = resolve_generator(options.generator, llm.has_key, blocks_read=load_blocks)
+    if options.sandbox == "local" and generator == "pynguin" and not shutil.which(settings.pynguin):
+        raise InputError(
+            f"--sandbox local needs Pynguin, and {settings.pynguin!r} is not an executable: install "
+            "pynguin==0.48.0 in a venv of its own and set COVSWEEP_PYNGUIN to its bin/pynguin"
+        )
+    return generator
+
+
+def cluster_address(options: RunOptions, settings: Settings, load_blocks: bool) -> str | None:
+    """The Dask scheduler of the run: --cluster, else COVSWEEP_CLUSTER, else the saved covsweep-cluster block."""
+    if options.cluster or settings.cluster or not load_blocks:
+        return options.cluster or settings.cluster
+    block = load_saved(CovsweepCluster)
+    return block.address if block else None
+
+
+def check_run_cluster(address: str, options: RunOptions, settings: Settings, directory: Path | None) -> None:
+    """Before any module starts: every worker sees the `directory` target (None: a repository, which each
+    worker clones), the run's Prefect API and, for Docker sandboxes, a daemon; InputError naming the first
+    worker that does not."""
+    names = check_cluster(address, directory, run_api_url(), options.sandbox == "docker", settings.cluster_timeout)
+    get_logger("covsweep").info("Dask cluster %s: module tasks on workers %s", address, ", ".join(names))
+
+
+def check_options(
+    options: RunOptions, settings: Settings, load_blocks: bool, target: Path | None = None
+) -> tuple[Project, GeneratorName]:
+    """The project (at `target`, the run's clone, when it has one) and the generator; raises InputError
+    for what a user has to fix."""
+    check_gate_options(options)
+    project = discover(target or Path(options.target), options.modules)
+    return project, check_generator(options, settings, load_blocks)
+
+
+def check_delivery(options: RunOptions, settings: Settings) -> None:
+    """Before Prefect starts: the repository can be read at --ref (one ls-remote, no clone) or the
+    directory is a work tree; a branch has somewhere to go, and a --branch given is free there."""
+    check_source(options.target, options.ref, options.deliver, settings)
+    if options.deliver != "branch":
+        return
+    if is_repository_url(options.target):
+        url = options.target
+    else:
+        url = origin_url(work_tree_root(Path(options.target).expanduser().resolve(), "branch"))
+    if options.branch:
+        check_new_branch(url, options.branch, settings, load_block=False)
+
+
+def preflight(options: RunOptions) -> Project | None:
+    """What `covsweep run` checks before Prefect starts, in a second or two: the target and its
+    modules (a repository's are found once it is cloned), the LLM options, the repository or work
+    tree delivered from, Docker and a sandbox image named in the environment. The run's plan checks
+    all of it again with the saved blocks (a key or token saved only in a block is not seen here)
+    and builds the images. Raises InputError."""
+    settings = load()
+    project = None
+    if not is_repository_url(options.target):
+        project, _ = check_options(options, settings, load_blocks=False)
+        changed_modules(options, project)  # not a work tree, no such REF: refused before Prefect starts
+    else:
+        check_generator(options, settings, load_blocks=False)
+    check_delivery(options, settings)
+    if options.sandbox == "docker":
+        docker_client()  # raises "Docker is not reachable ..."
+        if settings.sandbox_image:
+            ensure_sandbox_image(settings)  # a named image is only looked up, never built
+    if options.generator != "none" and (address := cluster_address(options, settings, load_blocks=False)):
+        reach_scheduler(address, settings.cluster_timeout)
+    return project
+
+
+def report_path(options: RunOptions, project: Project | None) -> Path | None:
+    """--report; by default in the target, or for a repository (its clone goes with the run) nowhere
+    but result storage: `covsweep run` names one in the current directory for it."""
+    if options.report:
+        return Path(options.report).expanduser().resolve()
+    return None if is_repository_url(options.target) else project.target / ".covsweep" / "report.json"
+
+
+def _clone(options: RunOptions, run_id: str, workspace: Path, settings: Settings, load_blocks: bool) -> Cloned | None:
+    """The run's own clone, for a repository or a work tree delivered as a patch or a branch; for a
+    branch, its name is checked free before anything runs."""
+    if not runs_on_a_clone(options.target, options.deliver):
+        check_no_ref(options.ref)
+        return None
+    cloned = clone_target(options.target, options.ref, options.deliver, workspace / "source", settings)
+    if delivery_kind(options.target, options.deliver) == "branch":
+        url = push_url(options.target, cloned.source)
+        check_new_branch(url, options.branch or default_branch_name(run_id), settings, load_block=load_blocks)
+    return cloned
+
+
 @task(name="plan-run")
 def plan_run(options: RunOptions, run_id: str | None = None, load_blocks: bool = True) -> Plan:
     """Raises InputError, before anything runs, for whatever a user has to fix. Without
-    `load_blocks` (a quick check before Prefect starts) a key saved only in a block is not seen."""
+    `load_blocks` the saved blocks are not read (a key saved only in one is not seen)."""
     settings = load()
-    project = discover.fn(Path(options.target), options.modules)
-    llm = resolve_llm_config(models=options.models, llm_base_url=options.llm_base_url,
-                             budget_usd=options.budget_usd, settings=settings, load_block=load_blocks)
-    generator = resolve_generator(options.generator, llm.has_key, blocks_read=load_blocks)
-    if options.sandbox == "local" and generator == "pynguin" and not shutil.which(settings.pynguin):
-        raise InputError(f"--sandbox local needs Pynguin, and {settings.pynguin!r} is not an executable: install "
-                         "pynguin==0.48.0 in a venv of its own and set COVSWEEP_PYNGUIN to its bin/pynguin")
-    config = sandbox_config(options.sandbox, settings, project, load_saved(CovsweepSandbox) if load_blocks else None)
-    if options.sandbox == "local":
-        get_logger("covsweep").warning("--sandbox local: modules and tests run as subprocesses of this host, NOT isolated")
-    out = Path(options.out).expanduser().resolve() if options.out else project.target / "tests" / "generated"
-    report = Path(options.report).expanduser().resolve() if options.report else project.target / ".covsweep" / "report.json"
     run_id = run_id or uuid.uuid4().hex
+    workspace = settings.cache_dir / "runs" / run_id
     remove_stale_workspaces(settings.cache_dir / "runs")
+    try:
+        return _plan(options, run_id, workspace, settings, load_blocks)
+    except BaseException:
+        # The flow removes the workspace once it is planned: a refused plan takes its clone away itself.
+        shutil.rmtree(workspace, ignore_errors=True)
+        raise
+
+
+def _plan(options: RunOptions, run_id: str, workspace: Path, settings: Settings, load_blocks: bool) -> Plan:
+    cloned = _clone(options, run_id, workspace, settings, load_blocks)
+    project, generator = check_options(options, settings, load_blocks, cloned.target if cloned else None)
+    changed = changed_modules(options, project, _history_for_changes(options, cloned, settings))  # before any sandbox
+    out = (out_in_clone(options.out, cloned) if cloned else None) or _out(options, project)
+    cluster = cluster_address(options, settings, load_blocks) if generator != "none" else None
+    if cluster:  # a clone each worker makes its own; a directory must be where the flow sees it
+        check_run_cluster(cluster, options, settings, None if cloned else project.target)
+    block = load_saved(CovsweepSandbox) if load_blocks else None
+    config = sandbox_config(options.sandbox, settings, project, block)
+    if options.sandbox == "local":
+        get_logger("covsweep").warning(
+            "--sandbox local: modules and tests run as subprocesses of this host, NOT isolated"
+        )
     if config.kind == "docker":
-        remove_leftovers(docker_client())
-    return Plan(run_id=run_id, project=project, generator=generator, sandbox=config, out=out, report=report,
-                workspace=settings.cache_dir / "runs" / run_id, options=options)
+        # The sandbox reads a copy of the target, taken when it first runs (tasks/sandbox/snapshot.py).
+        config.snapshot = plan_snapshot(project.target, out, workspace / "snapshot", reads_again=generator != "none")
+    if config.kind == "docker" or generator == "openhands":
+        with suppress(InputError):  # no Docker: OpenHands fails module by module, and says why
+            remove_leftovers(docker_client())
+    deliver = delivery_kind(options.target, options.deliver)
+    return Plan(
+        run_id=run_id,
+        project=project,
+        generator=generator,
+        sandbox=config,
+        out=out,
+        report=_report(options, project, cloned),
+        workspace=workspace,
+        options=options,
+        framework=resolve_framework(options.framework, project),
+        changed=changed,
+        deliver=deliver,
+        source=cloned.source if cloned else None,
+        repo=cloned.root if cloned else None,
+        branch=(options.branch or default_branch_name(run_id)) if deliver == "branch" else None,
+        cluster=cluster,
+        sandbox_image=named_image(settings, block),
+    )
+
+
+def _history_for_changes(options: RunOptions, cloned: Cloned | None, settings: Settings) -> str | None:
+    """A clone is shallow: --changed-since needs REF's history in it first; the name REF has there."""
+    if not (options.changed_since and cloned):
+        return None
+    checkout = Checkout(
+        path=cloned.root, repository=cloned.source.repository, ref=cloned.source.ref, commit=cloned.source.commit
+    )
+    return fetch_history_for(checkout, options.changed_since, settings)
+
+
+def _report(options: RunOptions, project: Project, cloned: Cloned | None) -> Path | None:
+    if options.report or cloned is None or cloned.work_tree is None:
+        return report_path(options, project)
+    # A work tree's: in the user's directory, as when the tests are written there.
+    return cloned.work_tree / project.target.relative_to(cloned.root) / ".covsweep" / "report.json"
+
+
+def _out(options: RunOptions, project: Project) -> Path:
+    return Path(options.out).expanduser().resolve() if options.out else project.target / "tests" / "generated"

@@ -14,21 +14,22 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
 API_KEY = "sk-or-v1-covsweep-TEST-SECRET-5f1c0ffee"  # what the tests grep for in texts and logs
 
-VALID_TEST = '''\
+VALID_TEST = """\
 from tinypkg.calc import add
 
 
 def test_add():
     assert add(1, 2) == 3
-'''
+"""
 
 
 @dataclass
@@ -36,10 +37,10 @@ class Reply:
     status: int = 200
     body: bytes | Callable[[dict], bytes] = b""
     headers: dict[str, str] = field(default_factory=dict)
-    delay_s: float = 0.0                     # before the status line: longer than the client timeout -> timeout
-    declared_length: int | None = None       # more than len(body): the connection closes mid-body
-    usage: tuple[int, int] = (0, 0)          # prompt, completion tokens this reply serves
-    trickle_s: float = 0.0                   # the body sent in ten pieces over this long
+    delay_s: float = 0.0  # before the status line: longer than the client timeout -> timeout
+    declared_length: int | None = None  # more than len(body): the connection closes mid-body
+    usage: tuple[int, int] = (0, 0)  # prompt, completion tokens this reply serves
+    trickle_s: float = 0.0  # the body sent in ten pieces over this long
 
 
 @dataclass
@@ -52,25 +53,51 @@ class Recorded:
     client_port: int = 0
 
 
-def completion_body(text: str | None, *, model: str = "fake/model", prompt_tokens: int = 120,
-                    completion_tokens: int = 80, finish_reason: str = "stop", cost: float | None = None) -> dict:
-    usage: dict[str, Any] = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                             "total_tokens": prompt_tokens + completion_tokens}
+def completion_body(
+    text: str | None,
+    *,
+    model: str = "fake/model",
+    prompt_tokens: int = 120,
+    completion_tokens: int = 80,
+    finish_reason: str = "stop",
+    cost: float | None = None,
+) -> dict:
+    usage: dict[str, Any] = {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
     if cost is not None:
         usage["cost"] = cost
-    return {"id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()), "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                         "finish_reason": finish_reason}],
-            "usage": usage}
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish_reason}],
+        "usage": usage,
+    }
 
 
-def answer(text: str, *, prompt_tokens: int = 120, completion_tokens: int = 80, finish_reason: str = "stop",
-           cost: float | None = None, delay_s: float = 0.0) -> Reply:
+def answer(
+    text: str,
+    *,
+    prompt_tokens: int = 120,
+    completion_tokens: int = 80,
+    finish_reason: str = "stop",
+    cost: float | None = None,
+    delay_s: float = 0.0,
+) -> Reply:
     """A 200 with `text` as the assistant's message and this usage."""
-    body = completion_body(text, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-                           finish_reason=finish_reason, cost=cost)
-    return Reply(body=json.dumps(body).encode(), headers={"Content-Type": "application/json"},
-                 usage=(prompt_tokens, completion_tokens), delay_s=delay_s)
+    body = completion_body(
+        text, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, finish_reason=finish_reason, cost=cost
+    )
+    return Reply(
+        body=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        usage=(prompt_tokens, completion_tokens),
+        delay_s=delay_s,
+    )
 
 
 def code_answer(code: str = VALID_TEST, **kw) -> Reply:
@@ -84,24 +111,35 @@ def unfenced(code: str = VALID_TEST, **kw) -> Reply:
 
 
 def prose(**kw) -> Reply:
-    return answer("I would test add() with a few small integers and check the sums. "
-                  "Also consider negative numbers and zero.", **kw)
+    return answer(
+        "I would test add() with a few small integers and check the sums. Also consider negative numbers and zero.",
+        **kw,
+    )
 
 
 def missing_import(**kw) -> Reply:
     """Code that parses but imports a module nothing provides."""
-    return code_answer("import numpy_nonexistent_xyz\nfrom tinypkg.calc import add\n\n\n"
-                       "def test_add():\n    assert add(1, 2) == numpy_nonexistent_xyz.three\n", **kw)
+    return code_answer(
+        "import numpy_nonexistent_xyz\nfrom tinypkg.calc import add\n\n\n"
+        "def test_add():\n    assert add(1, 2) == numpy_nonexistent_xyz.three\n",
+        **kw,
+    )
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Reply:
-    return Reply(status=status, body=json.dumps({"error": {"message": message, "code": status}}).encode(),
-                 headers={"Content-Type": "application/json", **(headers or {})})
+    return Reply(
+        status=status,
+        body=json.dumps({"error": {"message": message, "code": status}}).encode(),
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
 
 
 def rate_limited(retry_after: str | float | None = "1") -> Reply:
-    return _error(429, "Rate limit exceeded: free-models-per-min",
-                  {"Retry-After": str(retry_after)} if retry_after is not None else {})
+    return _error(
+        429,
+        "Rate limit exceeded: free-models-per-min",
+        {"Retry-After": str(retry_after)} if retry_after is not None else {},
+    )
 
 
 def unauthorized(*, echo_key: bool = False) -> Reply:
@@ -150,13 +188,16 @@ def truncated_transfer(**kw) -> Reply:
 def no_choices(**kw) -> Reply:
     body = completion_body(None, **kw)
     body["choices"] = []
-    return Reply(body=json.dumps(body).encode(), headers={"Content-Type": "application/json"},
-                 usage=(body["usage"]["prompt_tokens"], body["usage"]["completion_tokens"]))
+    return Reply(
+        body=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        usage=(body["usage"]["prompt_tokens"], body["usage"]["completion_tokens"]),
+    )
 
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: the client's pool reuses connections
-    server: "_Server"
+    server: _Server
 
     def log_message(self, *args) -> None:  # quiet
         pass
@@ -174,8 +215,16 @@ class _Handler(BaseHTTPRequestHandler):
             return
         headers = {k.lower(): v for k, v in self.headers.items()}
         model = body.get("model")
-        fake._record(Recorded(path=self.path, model=model, headers=headers, body=body, at=time.monotonic(),
-                              client_port=self.client_address[1]))
+        fake._record(
+            Recorded(
+                path=self.path,
+                model=model,
+                headers=headers,
+                body=body,
+                at=time.monotonic(),
+                client_port=self.client_address[1],
+            )
+        )
         reply = fake._next(model)
         self._send(reply, {"headers": headers, "body": body})
 
@@ -199,7 +248,7 @@ class _Handler(BaseHTTPRequestHandler):
                 if start and fake._released.wait(reply.trickle_s / pieces):
                     self.close_connection = True
                     return  # the server is closing
-                self.wfile.write(payload[start:start + step])
+                self.wfile.write(payload[start : start + step])
                 self.wfile.flush()
             if reply.declared_length:
                 self.close_connection = True
@@ -214,7 +263,7 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
-    fake: "FakeLLM"
+    fake: FakeLLM
 
     def handle_error(self, request, client_address) -> None:  # a client that hung up: not a test failure
         pass
@@ -232,8 +281,9 @@ class FakeLLM:
         self.completion_tokens_served = 0
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.fake = self
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True, name="fake-llm")
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True, name="fake-llm"
+        )
         self._thread.start()
 
     @property
@@ -248,7 +298,7 @@ class FakeLLM:
     def tokens_served(self) -> int:
         return self.prompt_tokens_served + self.completion_tokens_served
 
-    def script(self, *replies: Reply, model: str | None = None) -> "FakeLLM":
+    def script(self, *replies: Reply, model: str | None = None) -> FakeLLM:
         with self._lock:
             queue = self._global if model is None else self._by_model.setdefault(model, collections.deque())
             queue.extend(replies)
@@ -307,11 +357,19 @@ def llm_config(fake_llm):
     from pydantic import SecretStr
 
     from blocks.llm import Price
-    from tasks.llm_config import LLMConfig
+    from tasks.llm.config import LLMConfig
 
     return LLMConfig(
-        base_url=fake_llm.base_url, api_key=SecretStr(API_KEY), models=["m/one", "m/two", "m/three"],
-        prices={"m/one": Price(prompt=1.0, completion=2.0), "m/two": Price(prompt=3.0, completion=4.0),
-                "m/three": Price()},
-        request_timeout_s=2.0, max_tokens=512, breaker_threshold=3, breaker_cooldown_s=30.0,
+        base_url=fake_llm.base_url,
+        api_key=SecretStr(API_KEY),
+        models=["m/one", "m/two", "m/three"],
+        prices={
+            "m/one": Price(prompt=1.0, completion=2.0),
+            "m/two": Price(prompt=3.0, completion=4.0),
+            "m/three": Price(),
+        },
+        request_timeout_s=2.0,
+        max_tokens=512,
+        breaker_threshold=3,
+        breaker_cooldown_s=30.0,
     )

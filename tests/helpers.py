@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -14,7 +16,7 @@ from typing import TypeVar
 T = TypeVar("T")
 
 # Tests of examples/shop/src/shop/discounts.py an LLM or an agent might write: they pass and add coverage.
-SHOP_COUPON_TESTS = '''\
+SHOP_COUPON_TESTS = """\
 def test_coupons():
     assert coupon_percent(" ") == 0
     assert coupon_percent("save20") == 20
@@ -25,7 +27,105 @@ def test_coupons():
 
 def test_best_price():
     assert best_price(1000, ["SAVE10", "WELCOME"]) == 850
-'''
+"""
+
+# Tests of examples/shop/src/shop/inventory.py that cover every one of its lines. No test of the
+# project imports that module: its def and class lines run only when a generated test imports it.
+SHOP_INVENTORY_TESTS = """\
+import pytest
+
+from shop.inventory import Inventory, OutOfStock
+
+
+def test_stock_and_reservations():
+    inventory = Inventory()
+    inventory.add("apple", 10)
+    inventory.add("pear", 2)
+    inventory.reserve("apple", 4)
+    assert inventory.available("apple") == 6
+    assert inventory.low_stock() == ["pear"]
+    with pytest.raises(OutOfStock):
+        inventory.reserve("pear", 3)
+
+
+def test_release():
+    inventory = Inventory()
+    inventory.add("apple", 10)
+    inventory.reserve("apple", 4)
+    inventory.release("apple", 1)
+    assert inventory.available("apple") == 7
+    inventory.release("apple", 3)
+    assert inventory.available("apple") == 10
+    with pytest.raises(ValueError):
+        inventory.release("apple", 1)
+
+
+def test_add_rejects_nothing():
+    with pytest.raises(ValueError):
+        Inventory().add("apple", 0)
+"""
+
+
+# Tests of shop/discounts.py for mutant-guided rounds: the first call every function and check nothing,
+# the second check what the functions return; SURVIVOR_LINE reads the prompt's "Surviving mutants".
+CALLS_ONLY = """\
+from shop.discounts import best_price, coupon_percent, percent_off, threshold_discount
+
+
+def test_calls_every_function():
+    percent_off(1000, 10)
+    try:
+        percent_off(1, 101)
+    except ValueError:
+        pass
+    threshold_discount(20_000)
+    threshold_discount(5)
+    for code in ("  ", "save20", "SAVE90", "SAVEX", "WELCOME", "OTHER"):
+        coupon_percent(code)
+    best_price(1000, ["SAVE10", "WELCOME"])
+"""
+
+# Each checks one function: none executes a line the calls above do not.
+CHECKS = """\
+import pytest
+
+from shop.discounts import best_price, coupon_percent, percent_off, threshold_discount
+
+
+def test_percent_off_takes_the_percentage_off():
+    assert percent_off(1000, 10) == 900
+    assert percent_off(999, 0) == 999
+    assert percent_off(1000, 100) == 0
+    assert percent_off(250, 15) == 213
+    with pytest.raises(ValueError, match="between 0 and 100"):
+        percent_off(1, 101)
+    with pytest.raises(ValueError):
+        percent_off(1, -1)
+
+
+def test_threshold_discount_from_the_threshold_on():
+    assert threshold_discount(10_000) == 9_000
+    assert threshold_discount(9_999) == 9_999
+    assert threshold_discount(20_000) == 18_000
+    assert threshold_discount(500, threshold_cents=500, percent=20) == 400
+
+
+def test_coupon_percent_reads_the_codes():
+    assert coupon_percent("  save20 ") == 20
+    assert coupon_percent("SAVE50") == 50
+    assert coupon_percent("SAVE51") == 0
+    assert coupon_percent("SAVEX") == 0
+    assert coupon_percent("welcome") == 15
+    assert coupon_percent("") == 0
+    assert coupon_percent("OTHER") == 0
+
+
+def test_best_price_takes_the_best_single_coupon():
+    assert best_price(1000, ["SAVE10", "WELCOME", "NOPE"]) == 850
+    assert best_price(1000, []) == 1000
+    assert best_price(0, ["SAVE50"]) == 0
+"""
+SURVIVOR_LINE = re.compile(r"^- (\S+):(\d+): `(.+)` -> `(.+)`$")
 
 
 def write_project(root: Path, files: dict[str, str]) -> Path:
@@ -42,8 +142,13 @@ def snapshot(root: Path) -> dict[str, bytes]:
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "covsweep", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "covsweep", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+    )
 
 
 def host_processes_with(token: str) -> list[str]:
@@ -77,3 +182,25 @@ def assert_key_left_nowhere(key: str, target: Path, capfd, caplog) -> None:
     assert key not in captured.out + captured.err + caplog.text
     found = subprocess.run(["grep", "-rl", key, str(PREFECT_HOME.value())], capture_output=True, text=True)
     assert found.returncode == 1, f"the key is stored in {found.stdout}{found.stderr}"  # 1: grep found nothing
+
+
+def independent_measurement(target: Path, scratch: Path) -> dict:
+    """`coverage run --branch -m pytest` of the project as it is on disk, on the host, no covsweep code."""
+    data = scratch / ".coverage"
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "COVERAGE_FILE": str(data)}
+    run = subprocess.run(
+        [sys.executable, "-m", "coverage", "run", "--branch", "--source=src/shop", "-m", "pytest"]
+        + ["-q", "-p", "no:cacheprovider"],
+        cwd=target,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    out = scratch / "coverage.json"
+    subprocess.run([sys.executable, "-m", "coverage", "json", "-q", "-o", str(out)], cwd=target, env=env, check=True)
+    return json.loads(out.read_text())
+
+
+def percent(part: int, whole: int) -> float:
+    return round(100.0 * part / whole, 2) if whole else 100.0

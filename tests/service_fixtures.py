@@ -6,22 +6,28 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import EXAMPLE, REPO, sandbox_containers
 from tests.helpers import run_cli
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import FlowRun
 
 PREFECT = str(Path(sys.executable).with_name("prefect"))
 
@@ -36,8 +42,7 @@ def start_process(args: list[str], env: dict[str, str], log: Path) -> subprocess
     # A session of its own: stopping it signals it and its children, nothing else. Appending keeps
     # the log of an earlier start of the same process.
     with log.open("a") as out:
-        return subprocess.Popen(args, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        return subprocess.Popen(args, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def stop(proc: subprocess.Popen | None) -> None:
@@ -97,7 +102,9 @@ class Service:
         env = {k: v for k, v in self.env.items() if k != "PREFECT_API_URL"}
         self.server = start_process(
             [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(self.port), "--no-ui"],
-            env, self.server_log)
+            env,
+            self.server_log,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.server.poll() is None, f"prefect server exited:\n{self.server_log.read_text()[-3000:]}"
@@ -114,8 +121,9 @@ class Service:
         self.server = None
 
     def start_worker(self, name: str = "covsweep-test") -> subprocess.Popen:
-        self.worker = start_process([PREFECT, "worker", "start", "--pool", "covsweep", "--name", name],
-                                    self.env, self.worker_log)
+        self.worker = start_process(
+            [PREFECT, "worker", "start", "--pool", "covsweep", "--name", name], self.env, self.worker_log
+        )
         return self.worker
 
     def flow_run_processes(self) -> list[int]:
@@ -141,15 +149,91 @@ class Service:
 
 
 def deploy(service: Service) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "deployments/deploy.py"], cwd=REPO, env=service.env,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "deployments/deploy.py"],
+        cwd=REPO,
+        env=service.env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
 
 
+DATABASE_SETTING = "PREFECT_API_DATABASE_CONNECTION_URL"
+POSTGRES_SCRIPTS = REPO / "deployments" / "postgres"
+
+
+@dataclass
+class Postgres:
+    """A PostgreSQL cluster of the test session's own, run by deployments/postgres/ as `make postgres` runs it."""
+
+    env: dict[str, str]  # its COVSWEEP_CACHE_DIR and COVSWEEP_POSTGRES_PORT
+
+    def start(self, database: str = "prefect") -> subprocess.CompletedProcess:
+        """What `make postgres` does and prints, for one database."""
+        command = ["bash", str(POSTGRES_SCRIPTS / "start.sh"), database]
+        return subprocess.run(command, env=self.env, capture_output=True, text=True, timeout=900)
+
+    def database(self, name: str) -> str:
+        """The connection URL of database `name`, created (with pg_trgm) if it is not there."""
+        started = self.start(name)
+        assert started.returncode == 0, started.stderr
+        setting, _, url = started.stdout.strip().partition("=")
+        assert setting == DATABASE_SETTING, started.stdout
+        return url
+
+    def stop(self) -> None:
+        command = ["bash", str(POSTGRES_SCRIPTS / "stop.sh")]
+        subprocess.run(command, env=self.env, capture_output=True, text=True, timeout=300, check=True)
+
+
+def postgres_query(url: str, sql: str, *args: object, database: str | None = None) -> list:
+    """The rows of one statement, through asyncpg with the URL as Prefect's server gets it (passfile included)."""
+    import asyncio
+
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    dsn = make_url(url).set(drivername="postgresql", database=database or make_url(url).database)
+
+    async def fetch() -> list:
+        connection = await asyncpg.connect(dsn.render_as_string(hide_password=False))
+        try:
+            return await connection.fetch(sql, *args)
+        finally:
+            await connection.close()
+
+    return asyncio.run(fetch())
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    """Installed if missing, created, started; in a directory and on a port of this session, stopped at its end."""
+    root = Path(tempfile.mkdtemp(prefix="covsweep-tests-postgres-"))
+    cluster = Postgres({**os.environ, "COVSWEEP_CACHE_DIR": str(root), "COVSWEEP_POSTGRES_PORT": str(free_port())})
+    try:
+        cluster.database("prefect")
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(root)
+
+
+@pytest.fixture(scope="module")
+def postgres_database(postgres) -> Iterator[str]:
+    """The connection URL of an empty database of this test module's own, dropped after it."""
+    name = f"covsweep_test_{uuid.uuid4().hex[:12]}"
+    url = postgres.database(name)
+    yield url
+    postgres_query(url, f"DROP DATABASE {name} WITH (FORCE)", database="postgres")
+
+
 @pytest.fixture(scope="module")
 def service_env() -> dict[str, str]:
-    """More environment for the service of one test module: override this fixture there to set some."""
+    """More environment for the service of one test module: override this fixture there to set some, e.g.
+    {DATABASE_SETTING: postgres_database} for a server on PostgreSQL."""
     return {}
 
 
@@ -160,10 +244,19 @@ def service(tmp_path_factory, sandbox_image, service_env) -> Iterator[Service]:
     port = free_port()
     url = f"http://127.0.0.1:{port}/api"
     # Nothing of the user's Prefect or covsweep service configuration leaks in.
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("PREFECT_") and k not in ("COVSWEEP_SWEEP_TARGETS", "COVSWEEP_RESULTS_DIR")}
-    env.update(PREFECT_HOME=str(home), PREFECT_API_URL=url, PREFECT_SERVER_ANALYTICS_ENABLED="false",
-               PREFECT_WORKER_QUERY_SECONDS="1", COVSWEEP_RESULTS_DIR=str(home / "results"), **service_env)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("PREFECT_") and k not in ("COVSWEEP_SWEEP_TARGETS", "COVSWEEP_RESULTS_DIR")
+    }
+    env.update(
+        PREFECT_HOME=str(home),
+        PREFECT_API_URL=url,
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_WORKER_QUERY_SECONDS="1",
+        COVSWEEP_RESULTS_DIR=str(home / "results"),
+        **service_env,
+    )
     svc = Service(url=url, env=env, home=home, port=port)
     try:
         svc.start_server()
@@ -171,8 +264,19 @@ def service(tmp_path_factory, sandbox_image, service_env) -> Iterator[Service]:
         svc.start_worker()
         yield svc
     finally:
+        send_events_held()
         svc.stop_worker()
         svc.stop_server()
+
+
+def send_events_held() -> None:
+    """Prefect's events worker in this process keeps the API URL of the first event it was given (a report
+    read loads the results block, which is an event): it sends what it holds while this service is up, and
+    stops, so that the next module's service gets a worker of its own instead of minutes of retries at exit
+    against this one, gone by then."""
+    from prefect.events.worker import EventsWorker
+
+    EventsWorker.drain_all(timeout=60, at_exit=False)
 
 
 @contextmanager
@@ -216,3 +320,53 @@ def wait_until(what: str, check, timeout: float, poll: float = 0.5):
             return value
         time.sleep(poll)
     raise AssertionError(f"{what}: not within {timeout:g}s")
+
+
+def flow_runs(service: Service, ids: list[str]) -> dict[str, FlowRun]:
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with api(service) as client:
+        found = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[uuid.UUID(i) for i in ids])), limit=len(ids)
+        )
+    return {str(r.id): r for r in found}
+
+
+def read_report(service: Service, run_id: str) -> dict:
+    """What `covsweep results RUN_ID` prints."""
+    from covsweep import service as covsweep_service
+
+    with pointed_at(service):
+        return json.loads(covsweep_service.results(run_id))
+
+
+@contextmanager
+def cancelled_when_failing(service: Service, below: Path) -> Iterator[None]:
+    """A failing test leaves no run of its own going into the next tests: `covsweep`'s runs that are not
+    final are cancelled, which stops their processes and so removes their sandbox containers."""
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.states import Cancelling
+
+    try:
+        yield
+    except BaseException:
+        going = FlowRunFilter(
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=["SCHEDULED", "PENDING", "RUNNING"]))
+        )
+        with api(service) as client:
+            for run in client.read_flow_runs(flow_run_filter=going, limit=200):
+                client.set_flow_run_state(run.id, Cancelling(), force=True)
+        wait_until("the failing test's runs stopped", lambda: not sandbox_containers(below), 120)
+        raise
+
+
+def small_shop(root: Path) -> Path:
+    """examples/shop cut down to one module and its tests: a quick run."""
+    for part in ("pyproject.toml", "src/shop/__init__.py", "src/shop/money.py", "tests/test_money.py"):
+        (root / part).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(EXAMPLE / part, root / part)
+    return root

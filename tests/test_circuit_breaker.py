@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from covsweep.settings import Settings
-from tasks.circuit_breaker import Breakers, CircuitBreaker
-from tasks.llm_config import resolve_llm_config
+from tasks.core.settings import Settings
+from tasks.llm.breaker import Breakers, CircuitBreaker
+from tasks.llm.config import resolve_llm_config
 from tests.helpers import in_threads
 
 
@@ -49,8 +49,8 @@ def test_half_open_after_the_cooldown_lets_one_trial_through(clock):
     assert not breaker.allow()
     clock.now += 0.2
     assert breaker.state == "half_open"
-    assert breaker.allow()          # the trial
-    assert not breaker.allow()      # everyone else waits for its outcome
+    assert breaker.allow()  # the trial
+    assert not breaker.allow()  # everyone else waits for its outcome
     breaker.record_success()
     assert breaker.state == "closed" and breaker.allow() and breaker.allow()
 
@@ -86,6 +86,7 @@ def test_disabled_always_allows(clock):
 
 def test_one_breaker_per_model_shared_across_threads(clock):
     breakers = Breakers(threshold=50, cooldown_s=10, clock=clock)
+
     def work():
         for _ in range(10):
             breakers["a"].record_failure()

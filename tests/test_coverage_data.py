@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from tasks.coverage_data import contexts_coverage, read_json_report, write_rcfile
-from tasks.discover import discover
-from tasks.models import FileCoverage
-from tasks.pytest_support import pytest_args, sandbox_env
+from tasks.core.models import FileCoverage
+from tasks.coverage.data import contexts_coverage, read_json_report, write_rcfile
+from tasks.project.discover import discover
+from tasks.sandbox.pytest_support import pytest_args, sandbox_env
 from tests.helpers import snapshot, write_project
 
-OPS = '''\
+OPS = """\
 def sign(x):
     if x < 0:
         return -1
@@ -37,14 +37,14 @@ class Box:
 
     def get(self):
         return self.v
-'''
+"""
 # statements 1 2 3 4 7 8 9 10 13 14 15 17 18; the tests below miss 9 (x > hi) and 18 (Box.get)
 STATEMENTS = [1, 2, 3, 4, 7, 8, 9, 10, 13, 14, 15, 17, 18]
 EXECUTED = [1, 2, 3, 4, 7, 8, 10, 13, 14, 15, 17]
 BRANCHES = [(2, 3), (2, 4), (8, 9), (8, 10)]
 EXECUTED_BRANCHES = [(2, 3), (2, 4), (8, 10)]
 
-TESTS = '''\
+TESTS = """\
 from tinycalc.ops import Box, clamp, sign
 
 
@@ -63,33 +63,45 @@ def test_clamp_low():
 class TestBox:
     def test_box(self):
         assert Box(3).v == 3
-'''
+"""
 
 
 def make_project(root: Path) -> Path:
-    return write_project(root, {
-        "src/tinycalc/__init__.py": 'VERSION = "1"\n',
-        "src/tinycalc/ops.py": OPS,
-        "tests/test_ops.py": TESTS,
-        "tests/conftest.py": "import pytest\n",
-    })
+    return write_project(
+        root,
+        {
+            "src/tinycalc/__init__.py": 'VERSION = "1"\n',
+            "src/tinycalc/ops.py": OPS,
+            "tests/test_ops.py": TESTS,
+            "tests/conftest.py": "import pytest\n",
+        },
+    )
 
 
 def measure(target: Path, workspace: Path, *, per_test: bool):
     """What measure/filtering run in the sandbox: coverage run -m pytest, then coverage json."""
-    project = discover.fn(target)
+    project = discover(target)
     workspace.mkdir(parents=True, exist_ok=True)
     rcfile = write_rcfile(workspace, project, per_test=per_test)
     env = {**os.environ, **sandbox_env(project)}
     run = subprocess.run(
-        [sys.executable, "-m", "coverage", "run", f"--rcfile={rcfile}",
-         *shlex.split(pytest_args(project.test_paths))],
-        cwd=target, env=env, capture_output=True, text=True, timeout=300)
+        [sys.executable, "-m", "coverage", "run", f"--rcfile={rcfile}", *shlex.split(pytest_args(project.test_paths))],
+        cwd=target,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     # no assertion on its exit status: with nothing measured it fails, and the tests say what is missing
     subprocess.run(
         [sys.executable, "-m", "coverage", "json", f"--rcfile={rcfile}", "-q", "-o", str(workspace / "coverage.json")],
-        cwd=target, env=env, capture_output=True, text=True, timeout=300)
+        cwd=target,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     return project
 
 
@@ -131,8 +143,8 @@ def test_percentages_match_hand_computed_values(measured):
 
     ops = coverage.files["tinycalc/ops.py"].percentages()
     assert ops.line == round(100 * 11 / 13, 2) == 84.62
-    assert ops.branch == 75.0          # 3 of 4 branches
-    assert ops.function == 75.0        # sign, clamp, Box.__init__ of 4; Box.get never ran
+    assert ops.branch == 75.0  # 3 of 4 branches
+    assert ops.function == 75.0  # sign, clamp, Box.__init__ of 4; Box.get never ran
     init = coverage.files["tinycalc/__init__.py"].percentages()
     assert (init.line, init.branch, init.function) == (100.0, 100.0, 100.0)
     # totals over both modules: 12 of 14 statements, 3 of 4 branches
@@ -142,8 +154,10 @@ def test_percentages_match_hand_computed_values(measured):
 
 def test_percentages_of_hand_made_file_coverage():
     coverage = FileCoverage(
-        statements=[1, 2, 3, 4, 5, 6, 7, 8], executed_lines=[1, 2, 3, 5, 99],
-        branches=[(2, 3), (2, 4), (5, 6), (5, 7)], executed_branches=[(2, 3), (9, 10)],
+        statements=[1, 2, 3, 4, 5, 6, 7, 8],
+        executed_lines=[1, 2, 3, 5, 99],
+        branches=[(2, 3), (2, 4), (5, 6), (5, 7)],
+        executed_branches=[(2, 3), (9, 10)],
         functions={"f": [2, 3, 4], "g": [6], "C.m": [7, 8]},
     ).percentages()
     # lines outside `statements` (99) and branches outside `branches` (9->10) do not count
@@ -157,8 +171,12 @@ def test_contexts_give_each_test_its_own_lines_and_arcs(measured):
     ops = next(m for m in project.modules if m.path == "tinycalc/ops.py")
     per_test = contexts_coverage(workspace / ".coverage", ops.file)
 
-    assert sorted(per_test) == ["test_ops.TestBox.test_box", "test_ops.test_clamp_low",
-                                "test_ops.test_negative", "test_ops.test_positive"]
+    assert sorted(per_test) == [
+        "test_ops.TestBox.test_box",
+        "test_ops.test_clamp_low",
+        "test_ops.test_negative",
+        "test_ops.test_positive",
+    ]
     negative_lines, negative_arcs = per_test["test_ops.test_negative"]
     positive_lines, positive_arcs = per_test["test_ops.test_positive"]
     assert negative_lines == {2, 3}
@@ -185,7 +203,7 @@ def test_without_per_test_contexts_there_are_none(tmp_path):
 
 def test_a_missing_report_is_no_coverage(tmp_path):
     target = make_project(tmp_path / "proj")
-    coverage = read_json_report(tmp_path / "nothing.json", discover.fn(target), target)
+    coverage = read_json_report(tmp_path / "nothing.json", discover(target), target)
     assert coverage.files == {}
 
 

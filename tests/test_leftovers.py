@@ -10,8 +10,8 @@ import docker
 import pytest
 from docker.errors import NotFound
 
-from tasks.leftovers import remove_leftovers, remove_stale_workspaces
-from tasks.sandbox import LABEL
+from tasks.sandbox.containers import DEADLINE_LABEL, LABEL
+from tasks.sandbox.leftovers import remove_leftovers, remove_stale_workspaces
 
 DAY = 24 * 3600
 
@@ -20,10 +20,20 @@ DAY = 24 * 3600
 def test_an_ended_sandbox_container_is_removed_once_it_is_old_enough(sandbox_image, tmp_path):
     client = docker.from_env()
     # Mounting tmp_path ties it to this test for the no-container-left-behind check.
-    ended = client.containers.run(sandbox_image, ["true"], labels={LABEL: "1"}, detach=True,
-                                  volumes={str(tmp_path): {"bind": "/mnt", "mode": "ro"}})
-    going = client.containers.run(sandbox_image, ["sleep", "60"], labels={LABEL: "1"}, detach=True,
-                                  volumes={str(tmp_path): {"bind": "/mnt", "mode": "ro"}})
+    ended = client.containers.run(
+        sandbox_image,
+        ["true"],
+        labels={LABEL: "1"},
+        detach=True,
+        volumes={str(tmp_path): {"bind": "/mnt", "mode": "ro"}},
+    )
+    going = client.containers.run(
+        sandbox_image,
+        ["sleep", "60"],
+        labels={LABEL: "1"},
+        detach=True,
+        volumes={str(tmp_path): {"bind": "/mnt", "mode": "ro"}},
+    )
     try:
         ended.wait(timeout=60)
         assert ended.id[:12] not in remove_leftovers(client, older_than_s=3600)  # may still be its run's
@@ -36,6 +46,37 @@ def test_an_ended_sandbox_container_is_removed_once_it_is_old_enough(sandbox_ima
         assert going.status == "running"
     finally:
         for container in (ended, going):
+            with suppress(NotFound):
+                container.remove(force=True)
+
+
+@pytest.mark.docker
+def test_a_container_running_long_past_its_deadline_is_removed(sandbox_image, tmp_path):
+    # An image whose entrypoint does not run covsweep's command as given never ends itself.
+    client = docker.from_env()
+    now = time.time()
+    deadlines = {"overdue": now - 3600, "within": now + 3600, "older": None}
+    containers = {
+        name: client.containers.run(
+            sandbox_image,
+            ["sleep", "60"],
+            labels={LABEL: "openhands", **({DEADLINE_LABEL: str(int(at))} if at else {})},
+            detach=True,
+            volumes={str(tmp_path): {"bind": "/mnt", "mode": "ro"}},
+        )
+        for name, at in deadlines.items()
+    }
+    try:
+        removed = remove_leftovers(client, older_than_s=600)
+        assert containers["overdue"].id[:12] in removed
+        assert not {containers["within"].id[:12], containers["older"].id[:12]} & set(removed)
+        with pytest.raises(NotFound):
+            client.containers.get(containers["overdue"].id)
+        for name in ("within", "older"):
+            containers[name].reload()
+            assert containers[name].status == "running"
+    finally:
+        for container in containers.values():
             with suppress(NotFound):
                 container.remove(force=True)
 

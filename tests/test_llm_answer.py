@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.llm_answer import extract_code, extract_test_source, known_modules
-from tasks.llm_client import LLMError
+from tasks.llm.answers import extract_code, extract_test_source, known_modules
+from tasks.llm.client import LLMError
 
 TEST = "from tinypkg.calc import add\n\n\ndef test_add():\n    assert add(1, 2) == 3\n"
 
@@ -72,17 +72,25 @@ def test_an_empty_fence_is_refused():
     assert "empty" in refused("```python\n\n```")
 
 
-@pytest.mark.parametrize("line", ["import covsweep", "from covsweep.settings import load",
-                                  "import covsweep.cli as c"])
+@pytest.mark.parametrize("line", ["import covsweep", "from covsweep.settings import load", "import covsweep.cli as c"])
 def test_code_importing_covsweep_is_refused(line):
     assert "covsweep" in refused(f"```python\n{line}\n\n\ndef test_x():\n    assert True\n```")
 
 
-@pytest.mark.parametrize("line", [
-    "import socket", "import requests", "import httpx", "from urllib.request import urlopen",
-    "import urllib.request", "from http.client import HTTPConnection", "from http import client",
-    "import importlib\nsock = importlib.import_module('socket')", "s = __import__('socket')",
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "import socket",
+        "import requests",
+        "import httpx",
+        "from urllib.request import urlopen",
+        "import urllib.request",
+        "from http.client import HTTPConnection",
+        "from http import client",
+        "import importlib\nsock = importlib.import_module('socket')",
+        "s = __import__('socket')",
+    ],
+)
 def test_code_touching_the_network_is_refused(line):
     assert "network" in refused(f"```python\n{line}\n\n\ndef test_x():\n    assert True\n```")
 
@@ -97,19 +105,28 @@ def test_http_status_codes_are_not_the_network():
     assert extract_test_source(code) == code
 
 
-@pytest.mark.parametrize("call", [
-    "open('/etc/covsweep', 'w')", "open('out.txt', mode='a')", "Path('/tmp/x').write_text('x')",
-    "os.remove('/home/user/file')", "shutil.rmtree('/var/data')", "Path('data') .mkdir()",
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        "open('/etc/covsweep', 'w')",
+        "open('out.txt', mode='a')",
+        "Path('/tmp/x').write_text('x')",
+        "os.remove('/home/user/file')",
+        "shutil.rmtree('/var/data')",
+        "Path('data') .mkdir()",
+    ],
+)
 def test_writes_outside_the_tmp_dir_are_refused(call):
     code = f"import os, shutil\nfrom pathlib import Path\n\n\ndef test_x():\n    {call}\n"
     assert "outside its tmp dir" in refused(f"```python\n{code}```")
 
 
 def test_writes_below_tmp_path_are_fine():
-    code = ("def test_x(tmp_path):\n    (tmp_path / 'a.txt').write_text('x')\n"
-            "    with open(tmp_path / 'b.txt', 'w') as f:\n        f.write('y')\n"
-            "    with open(__file__) as f:\n        assert f.read()\n")
+    code = (
+        "def test_x(tmp_path):\n    (tmp_path / 'a.txt').write_text('x')\n"
+        "    with open(tmp_path / 'b.txt', 'w') as f:\n        f.write('y')\n"
+        "    with open(__file__) as f:\n        assert f.read()\n"
+    )
     assert extract_test_source(code) == code
 
 
@@ -121,8 +138,10 @@ def test_an_import_nothing_provides_is_refused_when_known_modules_are_given():
 
 
 def test_known_modules_are_stdlib_pytest_and_the_project():
-    code = ("from __future__ import annotations\nimport json, unittest.mock\nimport pytest\n"
-            "from tinypkg.calc import add\n\n\ndef test_x():\n    assert json and pytest and add\n")
+    code = (
+        "from __future__ import annotations\nimport json, unittest.mock\nimport pytest\n"
+        "from tinypkg.calc import add\n\n\ndef test_x():\n    assert json and pytest and add\n"
+    )
     assert extract_test_source(code, known=known_modules({"tinypkg"})) == code
 
 

@@ -11,8 +11,8 @@ from email.utils import formatdate
 import pytest
 from pydantic import SecretStr
 
-from tasks.llm_client import LLMClient, LLMError, parse_retry_after
-from tasks.llm_config import LLMConfig
+from tasks.llm.client import LLMClient, LLMError, parse_retry_after
+from tasks.llm.config import LLMConfig
 from tests.fake_llm import (
     API_KEY,
     Reply,
@@ -111,8 +111,10 @@ def test_5xx_is_server(fake_llm, client, status):
 
 
 def test_an_error_inside_a_200_is_classified_by_its_code(fake_llm, client):
-    fake_llm.script(Reply(body=b'{"error": {"message": "Provider returned error", "code": 429}}'),
-                    Reply(body=b'{"error": {"message": "upstream down"}}'))
+    fake_llm.script(
+        Reply(body=b'{"error": {"message": "Provider returned error", "code": 429}}'),
+        Reply(body=b'{"error": {"message": "upstream down"}}'),
+    )
     assert failure(client).type == "rate_limit"
     assert failure(client).type == "server"
 
@@ -196,8 +198,9 @@ def test_nothing_listening_is_connection():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    config = LLMConfig(base_url=f"http://127.0.0.1:{port}/v1", api_key=SecretStr(API_KEY), models=["m"],
-                       request_timeout_s=2)
+    config = LLMConfig(
+        base_url=f"http://127.0.0.1:{port}/v1", api_key=SecretStr(API_KEY), models=["m"], request_timeout_s=2
+    )
     with LLMClient(config) as client:
         error = failure(client, "m")
     assert error.type == "connection"
@@ -207,10 +210,12 @@ def test_nothing_listening_is_connection():
 def test_threads_share_one_pool(fake_llm, client):
     """Module tasks run in a thread pool: one client, concurrent calls, connections reused."""
     threads, calls = 6, 5
-    fake_llm.script(*[answer(f"a{i}", prompt_tokens=10, completion_tokens=i % 3 + 1)
-                      for i in range(threads * calls)])
-    results = [r for batch in in_threads(lambda: [client.complete("m/one", MESSAGES) for _ in range(calls)], threads)
-               for r in batch]
+    fake_llm.script(*[answer(f"a{i}", prompt_tokens=10, completion_tokens=i % 3 + 1) for i in range(threads * calls)])
+    results = [
+        r
+        for batch in in_threads(lambda: [client.complete("m/one", MESSAGES) for _ in range(calls)], threads)
+        for r in batch
+    ]
     assert len(results) == threads * calls
     assert sum(r.prompt_tokens + r.completion_tokens for r in results) == fake_llm.tokens_served
     assert len({r.client_port for r in fake_llm.requests}) <= threads
@@ -218,8 +223,15 @@ def test_threads_share_one_pool(fake_llm, client):
 
 def test_the_key_never_appears_in_errors_reprs_or_logs(fake_llm, llm_config, caplog):
     caplog.set_level(logging.DEBUG)
-    fake_llm.script(unauthorized(echo_key=True), unauthorized(), rate_limited("1"), server_error(),
-                    truncated_json(), truncated_transfer(), slow(5))
+    fake_llm.script(
+        unauthorized(echo_key=True),
+        unauthorized(),
+        rate_limited("1"),
+        server_error(),
+        truncated_json(),
+        truncated_transfer(),
+        slow(5),
+    )
     texts = [repr(llm_config), str(llm_config), llm_config.model_dump_json(), str(llm_config.model_dump())]
     errors = []
     with LLMClient(llm_config) as client:
@@ -228,8 +240,15 @@ def test_the_key_never_appears_in_errors_reprs_or_logs(fake_llm, llm_config, cap
             errors.append(failure(client))
     for error in errors:
         texts += [str(error), repr(error), error.message, str(error.args)]
-    assert [e.type for e in errors] == ["authentication", "authentication", "rate_limit", "server",
-                                        "invalid_response", "invalid_response", "timeout"]
+    assert [e.type for e in errors] == [
+        "authentication",
+        "authentication",
+        "rate_limit",
+        "server",
+        "invalid_response",
+        "invalid_response",
+        "timeout",
+    ]
     assert fake_llm.requests[0].headers["authorization"].endswith(API_KEY)  # it was sent ...
     assert "Bearer ***" in errors[0].message  # ... the server echoed it back, and it was masked
     for text in texts + [caplog.text]:

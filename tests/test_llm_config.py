@@ -10,12 +10,17 @@ import pytest
 from pydantic import SecretStr
 
 from blocks.llm import DEFAULT_MODELS, OPENROUTER_BASE_URL, CovsweepLLM, Price
-from covsweep.settings import Settings
-from tasks.llm_config import LLMConfig, load_llm_block, parse_models, resolve_llm_config
-from tasks.models import InputError
+from tasks.core.errors import InputError
+from tasks.core.settings import Settings
+from tasks.llm.config import LLMConfig, load_llm_block, parse_models, resolve_llm_config
 
-ENV = ["COVSWEEP_LLM_API_KEY", "OPENROUTER_API_KEY", "COVSWEEP_LLM_BASE_URL", "COVSWEEP_MODELS",
-       "COVSWEEP_CIRCUIT_BREAKER"]
+ENV = [
+    "COVSWEEP_LLM_API_KEY",
+    "OPENROUTER_API_KEY",
+    "COVSWEEP_LLM_BASE_URL",
+    "COVSWEEP_MODELS",
+    "COVSWEEP_CIRCUIT_BREAKER",
+]
 ENV_KEY = "sk-env-key-0123456789-SECRET"
 BLOCK_KEY = "sk-block-key-9876543210-SECRET"
 
@@ -32,9 +37,14 @@ def resolve(**kw) -> LLMConfig:
 
 
 def saved_block() -> CovsweepLLM:
-    return CovsweepLLM(base_url="http://block.example:8000/v1", api_key=SecretStr(BLOCK_KEY),
-                       models=["block/a", "block/b"], prices={"block/a": Price(prompt=1, completion=2)},
-                       request_timeout_s=33, max_tokens=777)
+    return CovsweepLLM(
+        base_url="http://block.example:8000/v1",
+        api_key=SecretStr(BLOCK_KEY),
+        models=["block/a", "block/b"],
+        prices={"block/a": Price(prompt=1, completion=2)},
+        request_timeout_s=33,
+        max_tokens=777,
+    )
 
 
 def test_defaults():

@@ -3,18 +3,27 @@ on 127.0.0.1 standing in for the paid LLM."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 
 import pytest
 
 from flows.spec_to_production import spec_to_production
-from tests.fake_llm import API_KEY, code_answer, prose, rate_limited, server_error, unauthorized
-from tests.helpers import SHOP_COUPON_TESTS, assert_key_left_nowhere, run_cli
+from tests.fake_llm import (
+    API_KEY,
+    code_answer,
+    prose,
+    rate_limited,
+    server_error,
+    unauthorized,
+)
+from tests.helpers import SHOP_COUPON_TESTS, SHOP_INVENTORY_TESTS, assert_key_left_nowhere, run_cli
 
 pytestmark = pytest.mark.docker
 
-DISCOUNT_TESTS = '''\
+DISCOUNT_TESTS = (
+    """\
 import pytest
 
 from shop.discounts import best_price, coupon_percent, percent_off, threshold_discount
@@ -38,7 +47,9 @@ def test_a_wrong_expectation():
     assert percent_off(100, 50) == 7
 
 
-''' + SHOP_COUPON_TESTS
+"""
+    + SHOP_COUPON_TESTS
+)
 
 
 @pytest.fixture
@@ -51,8 +62,15 @@ def test_the_chain_falls_through_to_a_working_model(prefect_api, sandbox_image, 
     fake_llm.script(server_error(), server_error(), server_error(), model="m/two")
     fake_llm.script(code_answer(DISCOUNT_TESTS, prompt_tokens=900, completion_tokens=300), model="m/three")
 
-    report = spec_to_production(target=str(example), modules=["shop/discounts.py"], generator="llm",
-                                models="m/one,m/two,m/three", llm_base_url=fake_llm.base_url, timeout=120)
+    report = spec_to_production(
+        target=str(example),
+        modules=["shop/discounts.py"],
+        generator="llm",
+        models="m/one,m/two,m/three",
+        llm_base_url=fake_llm.base_url,
+        timeout=120,
+        mutation="off",  # coverage alone ends the rounds: one answer is scripted (tests/test_quality.py: mutation)
+    )
 
     module = report.modules[0]
     assert module.status == "reached_target", module
@@ -67,12 +85,42 @@ def test_the_chain_falls_through_to_a_working_model(prefect_api, sandbox_image, 
     assert module.metadata.tokens_used == fake_llm.tokens_served == report.totals.tokens_used == 1200
 
 
+def test_a_module_the_first_answer_covers_gets_one_request(prefect_api, sandbox_image, example, fake_llm, llm_env):
+    """Its def and class lines run at import only: between rounds they count as the report counts them,
+    so a module the first answer covers completely is not asked about again."""
+    fake_llm.script(*[code_answer(SHOP_INVENTORY_TESTS) for _ in range(3)])
+    report = spec_to_production(
+        target=str(example),
+        modules=["shop/inventory.py"],
+        generator="llm",
+        models="m/one",
+        llm_base_url=fake_llm.base_url,
+        timeout=120,
+        mutation="off",  # the coverage target alone ends the rounds here
+    )
+    module = report.modules[0]
+    assert module.coverage_before.line == 0.0
+    assert (module.status, module.coverage.line) == ("reached_target", 100.0), module
+    assert len(fake_llm.requests) == 1
+
+
+@pytest.mark.server
 def test_a_rejected_key_ends_the_run_at_once(sandbox_image, example, fake_llm, tmp_path):
     fake_llm.script(*[unauthorized(echo_key=True) for _ in range(20)])
     started = time.monotonic()
-    result = run_cli("run", str(example), "--generator", "llm", "--models", "m/one,m/two",
-                     "--llm-base-url", fake_llm.base_url, "--report", str(tmp_path / "report.json"),
-                     env={"COVSWEEP_LLM_API_KEY": API_KEY})
+    result = run_cli(
+        "run",
+        str(example),
+        "--generator",
+        "llm",
+        "--models",
+        "m/one,m/two",
+        "--llm-base-url",
+        fake_llm.base_url,
+        "--report",
+        str(tmp_path / "report.json"),
+        env={"COVSWEEP_LLM_API_KEY": API_KEY},
+    )
     elapsed = time.monotonic() - started
     assert result.returncode == 2, result.stderr[-2000:]
     errors = [line for line in result.stderr.splitlines() if line.startswith("covsweep: error:")]
@@ -86,9 +134,15 @@ def test_a_rejected_key_ends_the_run_at_once(sandbox_image, example, fake_llm, t
 
 def test_when_every_model_fails_pynguin_steps_in(prefect_api, sandbox_image, example, fake_llm, llm_env):
     fake_llm.script(*[prose() for _ in range(10)])
-    report = spec_to_production(target=str(example), modules=["shop/inventory.py"], generator="llm",
-                                models="m/one,m/two", llm_base_url=fake_llm.base_url, timeout=120,
-                                max_iterations=1)
+    report = spec_to_production(
+        target=str(example),
+        modules=["shop/inventory.py"],
+        generator="llm",
+        models="m/one,m/two",
+        llm_base_url=fake_llm.base_url,
+        timeout=120,
+        max_iterations=1,
+    )
     module = report.modules[0]
     assert module.generator == "pynguin" and module.success, module
     assert any(i.rule == "llm-fallback" for i in module.validation.issues)
@@ -96,11 +150,18 @@ def test_when_every_model_fails_pynguin_steps_in(prefect_api, sandbox_image, exa
     assert module.metadata.tokens_used == fake_llm.tokens_served > 0
 
 
-def test_the_key_reaches_nothing_a_run_leaves_behind(prefect_api, sandbox_image, example, fake_llm, llm_env,
-                                                     capfd, caplog):
+def test_the_key_reaches_nothing_a_run_leaves_behind(
+    prefect_api, sandbox_image, example, fake_llm, llm_env, capfd, caplog
+):
     fake_llm.script(code_answer(DISCOUNT_TESTS), model="m/one")
-    spec_to_production(target=str(example), modules=["shop/discounts.py"], generator="llm", models="m/one",
-                       llm_base_url=fake_llm.base_url, timeout=120)
+    spec_to_production(
+        target=str(example),
+        modules=["shop/discounts.py"],
+        generator="llm",
+        models="m/one",
+        llm_base_url=fake_llm.base_url,
+        timeout=120,
+    )
     assert fake_llm.requests
     assert all(r.headers.get("authorization") == f"Bearer {API_KEY}" for r in fake_llm.requests)
     assert_key_left_nowhere(API_KEY, example, capfd, caplog)
@@ -111,8 +172,15 @@ def test_stored_reports_feed_metrics_and_the_model_order(prefect_api, sandbox_im
 
     fake_llm.script(server_error(), server_error(), server_error(), model="m/bad")
     fake_llm.script(code_answer(DISCOUNT_TESTS), model="m/good")
-    report = spec_to_production(target=str(example), modules=["shop/discounts.py"], generator="llm",
-                                models="m/bad,m/good", llm_base_url=fake_llm.base_url, timeout=120)
+    report = spec_to_production(
+        target=str(example),
+        modules=["shop/discounts.py"],
+        generator="llm",
+        models="m/bad,m/good",
+        llm_base_url=fake_llm.base_url,
+        timeout=120,
+        mutation="off",  # one answer is scripted: no round for the mutation target
+    )
     assert report.modules[0].model_used == "m/good"
 
     result = run_cli("metrics", "--json", "--days", "1", env={"PREFECT_API_URL": PREFECT_API_URL.value()})
@@ -121,7 +189,8 @@ def test_stored_reports_feed_metrics_and_the_model_order(prefect_api, sandbox_im
     assert figures["m/good"]["success_rate"] == 1.0 and figures["m/good"]["coverage_gained"] > 0
     assert figures["m/bad"]["success_rate"] == 0.0
 
-    from tasks.metrics import rank_models
+    from tasks.session import rank_models
+
     assert rank_models.fn(["m/bad", "m/good"], days=1) == ["m/good", "m/bad"]
 
 
@@ -129,20 +198,28 @@ def test_a_configured_global_rate_limit_paces_requests(prefect_api, sandbox_imag
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 
-    from tasks.llm_generate import REQUEST_RATE_LIMIT
+    from tasks.llm.fallback import REQUEST_RATE_LIMIT
 
     with get_client(sync_client=True) as client:
-        client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(
-            name=REQUEST_RATE_LIMIT, limit=1, slot_decay_per_second=0.5))
+        client.create_global_concurrency_limit(
+            GlobalConcurrencyLimitCreate(name=REQUEST_RATE_LIMIT, limit=1, slot_decay_per_second=0.5)
+        )
     try:
         fake_llm.script(*[prose() for _ in range(4)])  # rejected answers: each module asks twice
-        spec_to_production(target=str(example), modules=["shop/money.py", "shop/cart.py"], generator="llm",
-                           models="m/one", llm_base_url=fake_llm.base_url, timeout=60, max_iterations=1,
-                           concurrency=2)
+        spec_to_production(
+            target=str(example),
+            modules=["shop/money.py", "shop/cart.py"],
+            generator="llm",
+            models="m/one",
+            llm_base_url=fake_llm.base_url,
+            timeout=60,
+            max_iterations=1,
+            concurrency=2,
+        )
     finally:
         with get_client(sync_client=True) as client:
             client.delete_global_concurrency_limit_by_name(REQUEST_RATE_LIMIT)
     times = sorted(r.at for r in fake_llm.requests)
     assert len(times) == 4
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert min(gaps) >= 1.5, gaps  # one request per 2 s, across both modules

@@ -9,11 +9,14 @@ import time
 
 import pytest
 
-from tasks.discover import discover
-from tasks.llm_answer import extract_test_source
-from tasks.llm_generate import LLMGenerationError, RetryPolicy, complete_with_fallback, generate_with_llm
-from tasks.llm_session import LLMSession, close_session, get_session, open_session
-from tasks.models import FileCoverage, ModuleError
+from tasks.core.errors import ModuleError
+from tasks.core.models import FileCoverage
+from tasks.generators.llm import generate_with_llm
+from tasks.llm.answers import extract_test_source
+from tasks.llm.config import spec_of
+from tasks.llm.fallback import LLMGenerationError, RetryPolicy, complete_with_fallback
+from tasks.llm.session import LLMSession, llm_session, session_in_use
+from tasks.project.discover import discover
 from tests.fake_llm import (
     API_KEY,
     VALID_TEST,
@@ -30,11 +33,12 @@ from tests.fake_llm import (
 )
 from tests.helpers import in_threads, write_project
 
-FAST = RetryPolicy(backoff_base_s=0.01, backoff_max_s=0.05, max_retry_after_s=2.0, default_retry_after_s=0.01,
-                   min_request_s=0.1)
+FAST = RetryPolicy(
+    backoff_base_s=0.01, backoff_max_s=0.05, max_retry_after_s=2.0, default_retry_after_s=0.01, min_request_s=0.1
+)
 MESSAGES = [{"role": "system", "content": "write tests"}, {"role": "user", "content": "for add()"}]
 
-CALC = '''
+CALC = """
 def add(a, b):
     return a + b
 
@@ -43,7 +47,7 @@ def sign(n):
     if n < 0:
         return -1
     return 1
-'''
+"""
 
 
 @pytest.fixture
@@ -54,10 +58,15 @@ def session(llm_config):
 
 @pytest.fixture
 def project(tmp_path):
-    root = write_project(tmp_path / "tiny", {"src/tinypkg/__init__.py": "", "src/tinypkg/calc.py": CALC,
-                                              "tests/test_calc.py": "from tinypkg.calc import add\n\n\n"
-                                                                    "def test_add():\n    assert add(1, 1) == 2\n"})
-    return discover.fn(root, None)
+    root = write_project(
+        tmp_path / "tiny",
+        {
+            "src/tinypkg/__init__.py": "",
+            "src/tinypkg/calc.py": CALC,
+            "tests/test_calc.py": "from tinypkg.calc import add\n\n\ndef test_add():\n    assert add(1, 1) == 2\n",
+        },
+    )
+    return discover(root, None)
 
 
 @pytest.fixture
@@ -65,8 +74,9 @@ def module(project):
     return next(m for m in project.modules if m.dotted == "tinypkg.calc")
 
 
-COVERAGE = FileCoverage(statements=[2, 3, 6, 7, 8, 9], executed_lines=[2, 3, 6], branches=[(7, 8), (7, 9)],
-                        executed_branches=[])
+COVERAGE = FileCoverage(
+    statements=[2, 3, 6, 7, 8, 9], executed_lines=[2, 3, 6], branches=[(7, 8), (7, 9)], executed_branches=[]
+)
 
 
 def run(session, *, timeout: float = 30, policy: RetryPolicy = FAST, messages=MESSAGES):
@@ -106,8 +116,13 @@ def test_fallback_429_then_500_then_the_third_model_answers(fake_llm, session):
     result = run(session)
     assert result.model == "m/three" and result.source == VALID_TEST
     assert fake_llm.models_requested() == ["m/one", "m/two", "m/two", "m/two", "m/three"]
-    assert outcomes(result) == [("m/one", "rate_limit"), ("m/two", "server"), ("m/two", "server"),
-                                ("m/two", "server"), ("m/three", "ok")]
+    assert outcomes(result) == [
+        ("m/one", "rate_limit"),
+        ("m/two", "server"),
+        ("m/two", "server"),
+        ("m/two", "server"),
+        ("m/three", "ok"),
+    ]
     assert result.retries == 4
     # Retry-After: 1 was honoured before the next request
     gap = fake_llm.requests_for("m/two")[0].at - fake_llm.requests_for("m/one")[0].at
@@ -207,8 +222,9 @@ def test_truncated_json_gets_one_corrective_retry(fake_llm, session):
 
 
 def test_prose_twice_moves_on_after_exactly_one_corrective_retry(fake_llm, session):
-    fake_llm.script(prose(prompt_tokens=10, completion_tokens=5), prose(prompt_tokens=20, completion_tokens=5),
-                    model="m/one")
+    fake_llm.script(
+        prose(prompt_tokens=10, completion_tokens=5), prose(prompt_tokens=20, completion_tokens=5), model="m/one"
+    )
     fake_llm.script(code_answer(prompt_tokens=30, completion_tokens=5), model="m/two")
     result = run(session)
     assert outcomes(result) == [("m/one", "invalid_response"), ("m/one", "invalid_response"), ("m/two", "ok")]
@@ -278,7 +294,8 @@ def test_modules_in_threads_share_the_session_and_its_accounting(fake_llm, sessi
 
 def test_generate_with_llm_prompts_for_the_module_and_checks_its_imports(fake_llm, session, project, module):
     fake_llm.script(missing_import(), code_answer(), model="m/one")
-    result = generate_with_llm(session, project, module, COVERAGE, timeout=30, policy=FAST)
+    # A job's reference to the project: `tinypkg` is known to be the project's through its files.
+    result = generate_with_llm(session, project.ref(), module, COVERAGE, timeout=30, policy=FAST)
     assert result.source == VALID_TEST
     assert outcomes(result) == [("m/one", "invalid_response"), ("m/one", "ok")]
     first = fake_llm.requests[0].body["messages"]
@@ -291,22 +308,45 @@ def test_a_refinement_round_continues_the_conversation(fake_llm, session, projec
     fake_llm.script(code_answer(), code_answer(), model="m/one")
     first = generate_with_llm(session, project, module, COVERAGE, timeout=30, policy=FAST)
     now = COVERAGE.model_copy(update={"executed_lines": [2, 3, 6, 7, 8], "executed_branches": [(7, 8)]})
-    generate_with_llm(session, project, module, now, timeout=30, policy=FAST, conversation=first.conversation,
-                      failures="FAILED test_x - assert 1 == 2", kept=["test_add"])
+    generate_with_llm(
+        session,
+        project,
+        module,
+        now,
+        timeout=30,
+        policy=FAST,
+        conversation=first.conversation,
+        failures="FAILED test_x - assert 1 == 2",
+        kept=["test_add"],
+    )
     sent = fake_llm.requests[1].body["messages"]
     assert [m["role"] for m in sent] == ["system", "user", "assistant", "user"]
     assert "FAILED test_x - assert 1 == 2" in sent[-1]["content"]
     assert "line 9" in sent[-1]["content"] and "test_add" in sent[-1]["content"]
 
 
-def test_the_run_registry_shares_one_session_per_run(llm_config):
-    session = open_session("run-1", llm_config)
-    assert open_session("run-1", llm_config) is session and get_session("run-1") is session
-    close_session("run-1")
-    assert session.client.closed
+def test_a_process_shares_one_session_per_spec_and_closes_it_after_its_last_user(llm_config, monkeypatch):
+    monkeypatch.setenv("COVSWEEP_LLM_API_KEY", API_KEY)
+    spec = spec_of(llm_config, "run-1")
+    with llm_session(spec) as first:
+        with llm_session(spec_of(llm_config, "run-1")) as second:  # an equal spec, as another task gets it
+            assert second is first and session_in_use(spec) is first
+        assert not first.client.closed
+        with llm_session(spec_of(llm_config, "run-2")) as other:
+            assert other is not first
+    assert first.client.closed and other.client.closed
     with pytest.raises(LookupError):
-        get_session("run-1")
-    close_session("run-1")  # nothing left: no error
+        session_in_use(spec)
+
+
+def test_the_key_is_read_where_the_session_opens_never_carried_by_the_spec(fake_llm, llm_config, monkeypatch):
+    monkeypatch.setenv("COVSWEEP_LLM_API_KEY", API_KEY)
+    spec = spec_of(llm_config, "run-1")
+    assert API_KEY not in spec.model_dump_json()
+    fake_llm.script(code_answer(), model="m/one")
+    with llm_session(spec) as session:
+        run(session)
+    assert fake_llm.requests[-1].headers["authorization"] == f"Bearer {API_KEY}"
 
 
 def test_the_key_never_appears_in_errors_reprs_or_logs(fake_llm, llm_config, caplog):
@@ -318,9 +358,18 @@ def test_the_key_never_appears_in_errors_reprs_or_logs(fake_llm, llm_config, cap
     texts = []
     with LLMSession(config) as session:
         error = failed(session)
-        texts += [repr(session), repr(session.client), repr(session.config), session.config.model_dump_json(),
-                  str(error), repr(error), error.info.model_dump_json(), str(error.attempts),
-                  repr(session.spend.summary()), session.spend.abort_reason]
+        texts += [
+            repr(session),
+            repr(session.client),
+            repr(session.config),
+            session.config.model_dump_json(),
+            str(error),
+            repr(error),
+            error.info.model_dump_json(),
+            str(error.attempts),
+            repr(session.spend.summary()),
+            session.spend.abort_reason,
+        ]
     assert error.info.type == "authentication"
     assert fake_llm.requests[-1].headers["authorization"] == f"Bearer {API_KEY}"
     assert caplog.records, "the failures were logged"

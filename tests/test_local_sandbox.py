@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from covsweep.settings import load
+from tasks.core.settings import load
 from tests.helpers import run_cli
 
 
@@ -17,15 +17,35 @@ def pynguin(tmp_path_factory) -> str:
     """Pynguin in a venv of its own (it pins pytest<9), from the wheelhouse the image is built from."""
     venv = tmp_path_factory.mktemp("pynguin") / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--no-index", "--find-links",
-                    str(load().cache_dir / "wheelhouse"), "pynguin==0.48.0"], check=True)
+    subprocess.run(
+        [
+            str(venv / "bin" / "pip"),
+            "install",
+            "-q",
+            "--no-index",
+            "--find-links",
+            str(load().cache_dir / "wheelhouse"),
+            "pynguin==0.48.0",
+        ],
+        check=True,
+    )
     return str(venv / "bin" / "pynguin")
 
 
+@pytest.mark.server
 def test_local_sandbox_raises_coverage_and_says_it_is_not_isolated(example, pynguin, sandbox_image, tmp_path):
     report_path = tmp_path / "report.json"
-    result = run_cli("run", str(example), "--sandbox", "local", "--timeout", "90", "--report", str(report_path),
-                     env={"COVSWEEP_PYNGUIN": pynguin})
+    result = run_cli(
+        "run",
+        str(example),
+        "--sandbox",
+        "local",
+        "--timeout",
+        "90",
+        "--report",
+        str(report_path),
+        env={"COVSWEEP_PYNGUIN": pynguin},
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "NOT isolated" in result.stdout + result.stderr
     totals = json.loads(report_path.read_text())["totals"]

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.discover import discover
-from tasks.measure import measure_coverage
-from tasks.write import MARKER
+from tasks.core.markers import MARKER
+from tasks.coverage.measurement import measure
+from tasks.project.discover import discover
 from tests.helpers import write_project
 
 pytestmark = pytest.mark.docker
 
 
 def test_baseline_of_the_example_splits_per_module(example, docker_config, tmp_path):
-    project = discover.fn(example)
-    measured = measure_coverage.fn(docker_config, project, project.test_paths, tmp_path / "ws", 300)
+    project = discover(example)
+    measured = measure(docker_config, project, project.test_paths, tmp_path / "ws", 300)
     files = measured.coverage.files
     assert set(files) == {m.path for m in project.modules}
     money = files["shop/money.py"].percentages()
@@ -24,17 +24,22 @@ def test_baseline_of_the_example_splits_per_module(example, docker_config, tmp_p
 
 
 def test_a_project_without_tests_has_a_zero_baseline(docker_config, tmp_path):
-    project = discover.fn(write_project(tmp_path / "p", {"calc.py": "def add(a, b):\n    return a + b\n"}))
-    measured = measure_coverage.fn(docker_config, project, project.test_paths, tmp_path / "ws", 300)
+    project = discover(write_project(tmp_path / "p", {"calc.py": "def add(a, b):\n    return a + b\n"}))
+    measured = measure(docker_config, project, project.test_paths, tmp_path / "ws", 300)
     coverage = measured.coverage.files["calc.py"]
     assert coverage.statements and coverage.percentages().line == 0.0
 
 
 def test_a_generated_file_that_cannot_even_import_is_reported_failing(docker_config, tmp_path):
-    project = discover.fn(write_project(tmp_path / "p", {
-        "calc.py": "def add(a, b):\n    return a + b\n",
-        "tests/generated/test_calc.py": f"{MARKER} for calc.py\nfrom calc import nothing\n\n\n"
-                                        "def test_add():\n    pass\n",
-    }))
-    measured = measure_coverage.fn(docker_config, project, project.test_paths, tmp_path / "ws", 300)
+    project = discover(
+        write_project(
+            tmp_path / "p",
+            {
+                "calc.py": "def add(a, b):\n    return a + b\n",
+                "tests/generated/test_calc.py": f"{MARKER} for calc.py\nfrom calc import nothing\n\n\n"
+                "def test_add():\n    pass\n",
+            },
+        )
+    )
+    measured = measure(docker_config, project, project.test_paths, tmp_path / "ws", 300)
     assert measured.failed_tests == {str(project.target / "tests/generated/test_calc.py"): ["test_add"]}

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tasks.discover import discover
-from tasks.models import ModuleError
-from tasks.probe import probe_import
-from tasks.sandbox import prepare_workspace
+from tasks.core.errors import ModuleError
+from tasks.project.discover import discover
+from tasks.sandbox.probe import probe_import
+from tasks.sandbox.runner import prepare_workspace
 from tests.helpers import host_processes_with, snapshot, write_project
 
 pytestmark = pytest.mark.docker
@@ -20,18 +20,19 @@ pytestmark = pytest.mark.docker
 QUICK = 60  # generous: a well-behaved import ends long before
 
 
-
-
 class Probe:
     """One project holding one hostile module, probed once."""
 
     def __init__(self, tmp_path: Path, config, source: str):
         self.name = f"hostile_{uuid.uuid4().hex[:10]}"
-        self.root = write_project(tmp_path / "proj", {
-            f"{self.name}.py": source,
-            "tests/test_placeholder.py": "def test_nothing():\n    pass\n",
-        })
-        self.project = discover.fn(self.root)
+        self.root = write_project(
+            tmp_path / "proj",
+            {
+                f"{self.name}.py": source,
+                "tests/test_placeholder.py": "def test_nothing():\n    pass\n",
+            },
+        )
+        self.project = discover(self.root)
         [self.module] = [m for m in self.project.modules if m.dotted == self.name]
         self.workspace = prepare_workspace(tmp_path / "ws")
         self.config = config
@@ -127,17 +128,21 @@ def test_endless_loop_on_import_is_a_timeout(probe):
     assert host_processes_with(p.name) == []
 
 
-def test_fork_loop_on_import_ends_and_leaves_nothing_running(probe):
+def test_fork_loop_on_import_is_stopped_at_the_process_limit_and_leaves_nothing_running(probe):
+    # Each child holds its process slot, so the loop meets the sandbox's pid limit (not the timeout,
+    # as a loop whose children exit and free their slots may): the import fails there, every time.
     p = probe("""
-        import os
+        import os, time
         while True:
-            os.fork()
+            if os.fork() == 0:
+                time.sleep(3600)
     """)
     started = time.monotonic()
-    error = p.run(timeout=8)
+    error = p.run(timeout=30)
     assert time.monotonic() - started < 60
     assert error is not None
-    assert error.info.type in ("timeout", "sandbox", "target")
+    assert error.info.type == "target"
+    assert "BlockingIOError" in error.info.message
     assert host_processes_with(p.name) == []
 
 
@@ -150,9 +155,8 @@ def test_memory_hog_on_import_is_stopped(probe, docker_config):
     """)
     error = p.run()
     assert error is not None
-    assert error.info.type in ("sandbox", "target")
-    if error.info.type == "sandbox":
-        assert "memory" in error.info.message
+    assert error.info.type == "sandbox"
+    assert "memory limit" in error.info.message
 
 
 @pytest.mark.parametrize("address", [("127.0.0.1", 8080), ("1.1.1.1", 443)])

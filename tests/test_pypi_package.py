@@ -17,8 +17,23 @@ PACKAGE = "docopt==0.6.2"  # one flat module, no tests of its own in the sdist
 
 @pytest.fixture
 def package(tmp_path):
-    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:",
-                    "-d", str(tmp_path), PACKAGE], check=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "-q",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            "-d",
+            str(tmp_path),
+            PACKAGE,
+        ],
+        check=True,
+        timeout=300,
+    )
     sdist = next(tmp_path.glob("*.tar.gz"))
     with tarfile.open(sdist) as archive:
         archive.extractall(tmp_path, filter="data")
@@ -32,6 +47,10 @@ def test_coverage_of_a_real_package_rises(prefect_api, sandbox_image, package):
     assert report.totals.line_after > report.totals.line_before + 20
     assert report.totals.branch_after > report.totals.branch_before
     generated = package / report.modules[0].generated_files[0]
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(generated)],
-                            cwd=package, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(generated)],
+        cwd=package,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout[-2000:]

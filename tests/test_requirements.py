@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.models import InputError
-from tasks.requirements import declared_requirements
+from tasks.core.errors import InputError
+from tasks.sandbox.requirements import declared_requirements, read_declared
+from tasks.sandbox.setup_py import metadata_declarations
 from tests.helpers import write_project
 
 
@@ -15,7 +16,10 @@ def test_nothing_declared_is_empty(tmp_path):
 
 
 def test_pyproject_runtime_and_test_sets_but_not_other_extras(tmp_path):
-    write_project(tmp_path, {"pyproject.toml": """
+    write_project(
+        tmp_path,
+        {
+            "pyproject.toml": """
         [project]
         name = "My_Pkg"
         dependencies = ["six>=1.16", "attrs ; python_version >= '3.8'"]
@@ -26,15 +30,23 @@ def test_pyproject_runtime_and_test_sets_but_not_other_extras(tmp_path):
         [dependency-groups]
         lint = ["ruff"]
         dev = [{include-group = "lint"}, "my_pkg[all]"]
-    """})
+    """
+        },
+    )
     assert declared_requirements(tmp_path) == [
-        'attrs; python_version >= "3.8"', "pytest-mock", "ruff", "six>=1.16", "sphinx",
+        'attrs; python_version >= "3.8"',
+        "pytest-mock",
+        "ruff",
+        "six>=1.16",
+        "sphinx",
     ]
 
 
 def test_requirements_files_with_includes_options_and_what_is_skipped(tmp_path):
-    write_project(tmp_path, {
-        "requirements.txt": """
+    write_project(
+        tmp_path,
+        {
+            "requirements.txt": """
             # runtime
             --index-url https://example.invalid/simple
             -r base.txt
@@ -47,18 +59,25 @@ def test_requirements_files_with_includes_options_and_what_is_skipped(tmp_path):
             long-name\\
             >=2
         """,
-        "base.txt": "six\n-r requirements.txt\n",
-        "requirements-dev.txt": "pytest-mock>=3\n",
-        "docs-requirements.txt": "sphinx\n",
-    })
+            "base.txt": "six\n-r requirements.txt\n",
+            "requirements-dev.txt": "pytest-mock>=3\n",
+            "docs-requirements.txt": "sphinx\n",
+        },
+    )
     assert declared_requirements(tmp_path) == [
-        "long-name>=2", "pytest-mock>=3",
-        "requests==2.32.3", "six", 'tomli; python_version < "3.11"',
+        "long-name>=2",
+        "pytest-mock>=3",
+        "requests==2.32.3",
+        "six",
+        'tomli; python_version < "3.11"',
     ]
 
 
 def test_setup_cfg(tmp_path):
-    write_project(tmp_path, {"setup.cfg": """
+    write_project(
+        tmp_path,
+        {
+            "setup.cfg": """
         [metadata]
         name = pkg
         [options]
@@ -70,24 +89,82 @@ def test_setup_cfg(tmp_path):
         testing = pkg[extra]
         extra = tzdata
         docs = sphinx
-    """})
+    """
+        },
+    )
     assert declared_requirements(tmp_path) == ["attrs>=22", "pytest-mock", "six", "tzdata"]
 
 
+def test_setup_py_only(tmp_path):
+    write_project(
+        tmp_path,
+        {
+            "setup.py": """
+        from setuptools import setup
+
+        TESTS = ["pytest-mock"]
+        setup(
+            name="Shop",
+            install_requires=["Six>=1.16"],
+            tests_require=TESTS,
+            extras_require={"testing": ["shop[fast]"], "fast": ["ujson"], "docs": ["sphinx"]},
+        )
+    """
+        },
+    )
+    assert declared_requirements(tmp_path) == ["pytest-mock", "six>=1.16", "ujson"]
+    assert read_declared(tmp_path).setup_py_unread == ""
+
+
+def test_setup_py_with_setup_cfg_and_pyproject_adds_up(tmp_path):
+    write_project(
+        tmp_path,
+        {
+            "setup.py": "from setuptools import setup\nsetup(install_requires=['six'], extras_require={'test': ['mock']})\n",
+            "setup.cfg": "[metadata]\nname = shop\n[options.extras_require]\ntest = pytest-mock\n",
+            "pyproject.toml": '[build-system]\nrequires = ["setuptools"]\n',
+        },
+    )
+    assert declared_requirements(tmp_path) == ["mock", "pytest-mock", "six"]
+
+
+def test_setup_py_that_is_not_literal_says_why_and_takes_what_the_hook_read(tmp_path):
+    write_project(
+        tmp_path,
+        {
+            "setup.py": "from setuptools import setup\nsetup(install_requires=open('deps.in').read().split())\n",
+            "requirements-dev.txt": "ruff\n",
+        },
+    )
+    unread = read_declared(tmp_path)
+    assert unread.requirements == ["ruff"]
+    assert unread.setup_py_unread == "install_requires is `open('deps.in').read().split()`"
+    hooked = read_declared(tmp_path, metadata_declarations("shop", ["six", 'mock; extra == "test"'], []))
+    assert hooked.requirements == ["mock", "ruff", "six"]
+    assert hooked.setup_py_unread == ""
+
+
 def test_duplicates_across_sources_appear_once(tmp_path):
-    write_project(tmp_path, {
-        "pyproject.toml": '[project]\nname = "p"\ndependencies = ["Six >= 1.16"]\n',
-        "requirements.txt": "six>=1.16\n",
-    })
+    write_project(
+        tmp_path,
+        {
+            "pyproject.toml": '[project]\nname = "p"\ndependencies = ["Six >= 1.16"]\n',
+            "requirements.txt": "six>=1.16\n",
+        },
+    )
     assert declared_requirements(tmp_path) == ["six>=1.16"]
 
 
-@pytest.mark.parametrize("files, named", [
-    ({"pyproject.toml": '[project]\ndependencies = ["six >>> 1"]\n'}, "six >>> 1"),
-    ({"pyproject.toml": "[project\n"}, "not valid TOML"),
-    ({"setup.cfg": "[options]\ninstall_requires =\n    ==1.0\n"}, "==1.0"),
-    ({"pyproject.toml": '[dependency-groups]\na = [{include-group = "a"}]\n'}, "includes itself"),
-])
+@pytest.mark.parametrize(
+    "files, named",
+    [
+        ({"pyproject.toml": '[project]\ndependencies = ["six >>> 1"]\n'}, "six >>> 1"),
+        ({"pyproject.toml": "[project\n"}, "not valid TOML"),
+        ({"setup.cfg": "[options]\ninstall_requires =\n    ==1.0\n"}, "==1.0"),
+        ({"pyproject.toml": '[dependency-groups]\na = [{include-group = "a"}]\n'}, "includes itself"),
+        ({"setup.py": "from setuptools import setup\nsetup(install_requires=['six >>> 1'])\n"}, "six >>> 1"),
+    ],
+)
 def test_unreadable_declarations_are_input_errors(tmp_path, files, named):
     write_project(tmp_path, files)
     with pytest.raises(InputError, match=named.replace("[", r"\[")) as caught:

@@ -13,9 +13,10 @@ import docker
 import pytest
 from docker.errors import NotFound
 
-from tasks import sandbox
-from tasks.models import SandboxConfig
-from tasks.sandbox import LABEL, prepare_workspace
+from tasks.core.models import SandboxConfig
+from tasks.sandbox import runner as sandbox
+from tasks.sandbox.containers import DEADLINE_LABEL, LABEL
+from tasks.sandbox.runner import prepare_workspace
 from tests.conftest import REPO
 from tests.helpers import host_processes_with
 
@@ -36,8 +37,14 @@ def target(tmp_path) -> Path:
     return root
 
 
-def run(config: SandboxConfig, script: str, workspace: Path, target: Path, timeout: float = 30,
-        env: dict[str, str] | None = None) -> sandbox.ExecResult:
+def run(
+    config: SandboxConfig,
+    script: str,
+    workspace: Path,
+    target: Path,
+    timeout: float = 30,
+    env: dict[str, str] | None = None,
+) -> sandbox.ExecResult:
     return sandbox.run(config, script, workspace=workspace, read_only=[target], timeout=timeout, env=env)
 
 
@@ -75,9 +82,8 @@ def dies_within(pid: int, seconds: float) -> bool:
     return True
 
 
-
-
 # --- Docker ------------------------------------------------------------------------------------
+
 
 @pytest.mark.docker
 def test_script_runs_as_non_root_user(docker_config, workspace, target):
@@ -146,12 +152,14 @@ def test_tmp_inside_is_not_the_hosts_tmp(docker_config, workspace, target):
     host_only = Path(f"/tmp/covsweep-host-{token}")
     host_only.write_text("host secret")
     try:
-        script = (f"echo planted > {inside} && cat {inside}; "
-                  f"test -e {host_only} && echo host-file-visible || echo host-file-invisible")
+        script = (
+            f"echo planted > {inside} && cat {inside}; "
+            f"test -e {host_only} && echo host-file-visible || echo host-file-invisible"
+        )
         result = run(docker_config, script, workspace, target)
         assert result.exit_code == 0, result.output
         assert "planted" in result.output  # the write inside worked ...
-        assert not inside.exists()         # ... and did not reach the host
+        assert not inside.exists()  # ... and did not reach the host
         assert "host-file-invisible" in result.output
     finally:
         host_only.unlink()
@@ -176,14 +184,21 @@ def test_timeout_kills_the_script_and_removes_its_container(docker_config, works
 @pytest.mark.docker
 def test_container_ends_itself_when_its_waiter_dies(docker_config, workspace, target):
     # The process waiting on the container is killed (a worker killed with its flow runs) before the timeout.
-    waiter = subprocess.Popen([sys.executable, "-c", f"""
+    waiter = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"""
 from pathlib import Path
-from tasks import sandbox
-from tasks.models import SandboxConfig
-sandbox.SELF_KILL_GRACE_S = 1
+from tasks.sandbox import containers, runner as sandbox
+from tasks.core.models import SandboxConfig
+containers.SELF_KILL_GRACE_S = 1
 sandbox.run(SandboxConfig(kind="docker", image={docker_config.image!r}), "hostname > {workspace}/cid; sleep 600",
             workspace=Path({str(workspace)!r}), read_only=[Path({str(target)!r})], timeout=4)
-"""], cwd=REPO)
+""",
+        ],
+        cwd=REPO,
+    )
     cid = workspace / "cid"
     deadline = time.monotonic() + 60
     while not (cid.exists() and cid.read_text().strip()) and time.monotonic() < deadline:
@@ -192,6 +207,8 @@ sandbox.run(SandboxConfig(kind="docker", image={docker_config.image!r}), "hostna
     waiter.wait()
     client = docker.from_env()
     container = client.containers.get(cid.read_text().strip())
+    # Labelled for the sweep of later runs, with when it ends itself at the latest.
+    assert container.labels[LABEL] == "sandbox" and float(container.labels[DEADLINE_LABEL]) < time.time() + 60
     try:
         deadline = time.monotonic() + 30
         while container.status != "exited" and time.monotonic() < deadline:
@@ -215,7 +232,7 @@ print("survived", len(chunks) * 16, "MB")
     result = run(docker_config, py(code), workspace, target, timeout=60)
     assert "survived" not in result.output
     assert not result.timed_out
-    assert result.oom_killed or result.exit_code == 137, result
+    assert result.oom_killed, result
 
 
 @pytest.mark.docker
@@ -259,8 +276,9 @@ def test_fork_bomb_ends_and_leaves_nothing_running(docker_config, workspace, tar
 
 @pytest.mark.docker
 def test_all_capabilities_dropped_and_no_new_privileges(docker_config, workspace, target):
-    result = run(docker_config, "grep -E '^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs):' /proc/self/status",
-                 workspace, target)
+    result = run(
+        docker_config, "grep -E '^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs):' /proc/self/status", workspace, target
+    )
     assert result.exit_code == 0, result.output
     status = dict(line.split(":\t") for line in result.output.strip().splitlines())
     for cap in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
@@ -272,8 +290,13 @@ def test_all_capabilities_dropped_and_no_new_privileges(docker_config, workspace
 def test_host_secrets_do_not_reach_the_sandbox(docker_config, workspace, target, monkeypatch):
     monkeypatch.setenv("COVSWEEP_LLM_API_KEY", SECRET)
     monkeypatch.setenv("OPENROUTER_API_KEY", SECRET)
-    result = run(docker_config, "env; cat /proc/1/environ | tr '\\0' '\\n'", workspace, target,
-                 env={"COVSWEEP_PASSED": "visible"})
+    result = run(
+        docker_config,
+        "env; cat /proc/1/environ | tr '\\0' '\\n'",
+        workspace,
+        target,
+        env={"COVSWEEP_PASSED": "visible"},
+    )
     assert result.exit_code == 0, result.output
     assert "COVSWEEP_PASSED=visible" in result.output  # what is passed does arrive
     assert SECRET not in result.output
@@ -283,10 +306,10 @@ def test_host_secrets_do_not_reach_the_sandbox(docker_config, workspace, target,
 
 # --- Local -------------------------------------------------------------------------------------
 
+
 def test_local_timeout_kills_the_whole_process_group(local_config, workspace, target):
     survived = workspace / "survived"
-    script = (f"(sleep 2; touch {survived}) & echo $! > {workspace}/child.pid; "
-              f"sleep 30")
+    script = f"(sleep 2; touch {survived}) & echo $! > {workspace}/child.pid; sleep 30"
     started = time.monotonic()
     result = run(local_config, script, workspace, target, timeout=1)
     assert result.timed_out is True

@@ -9,10 +9,13 @@ import pytest
 
 from blocks.sandbox import CovsweepSandbox
 from blocks.saved import DEFAULT_BLOCK_NAME, load_saved
-from covsweep.settings import Settings
-from tasks import sandbox
-from tasks.models import InputError, SandboxLimits
-from tasks.plan import RunOptions, plan_run, sandbox_config
+from tasks.core.errors import InputError
+from tasks.core.models import SandboxLimits
+from tasks.core.options import RunOptions
+from tasks.core.settings import Settings
+from tasks.plan import plan_run, sandbox_config
+from tasks.sandbox import runner as sandbox
+from tasks.sandbox.containers import docker_client
 from tests.conftest import EXAMPLE
 
 pytestmark = pytest.mark.docker
@@ -42,7 +45,7 @@ def test_no_block_means_the_default_limits(sandbox_image, tmp_path):
 
 def test_the_blocks_image_is_used_unless_the_environment_names_one(sandbox_image, tmp_path):
     mine = f"covsweep-block-test:{uuid.uuid4().hex[:8]}"
-    client = sandbox.docker_client()
+    client = docker_client()
     client.images.get(sandbox_image).tag(mine)
     try:
         block = CovsweepSandbox(image=mine)
@@ -59,8 +62,10 @@ def test_a_run_reads_the_saved_default_block(prefect_api, sandbox_image):
     CovsweepSandbox(limits=SMALL).save(DEFAULT_BLOCK_NAME, overwrite=True)
     try:
         assert plan_run.fn(RunOptions(target=str(EXAMPLE), generator="none")).sandbox.limits == SMALL
-        assert plan_run.fn(RunOptions(target=str(EXAMPLE), generator="none"),
-                           load_blocks=False).sandbox.limits == SandboxLimits()
+        assert (
+            plan_run.fn(RunOptions(target=str(EXAMPLE), generator="none"), load_blocks=False).sandbox.limits
+            == SandboxLimits()
+        )
     finally:
         CovsweepSandbox.delete(DEFAULT_BLOCK_NAME)
     assert load_saved(CovsweepSandbox) is None

@@ -10,7 +10,14 @@ from datetime import timedelta
 import pytest
 
 from tests.helpers import run_cli
-from tests.service_fixtures import Service, api, deploy, free_port, submit, wait_for_report
+from tests.service_fixtures import (
+    Service,
+    api,
+    deploy,
+    free_port,
+    submit,
+    wait_for_report,
+)
 
 pytestmark = pytest.mark.docker
 
@@ -22,18 +29,34 @@ def server_objects(service: Service) -> dict:
     from prefect.client.schemas.filters import FlowFilter, FlowFilterName
 
     with api(service) as client:
-        flows = {f.id: f.name for f in client.read_flows(
-            flow_filter=FlowFilter(name=FlowFilterName(any_=["spec-to-production", "coverage-sweep"])))}
-        deployments = {f"{flows[d.flow_id]}/{d.name}": (d.id, d.work_pool_name, d.work_queue_name, len(d.schedules))
-                       for d in client.read_deployments() if d.flow_id in flows}
+        flows = {
+            f.id: f.name
+            for f in client.read_flows(
+                flow_filter=FlowFilter(name=FlowFilterName(any_=["spec-to-production", "coverage-sweep"]))
+            )
+        }
+        deployments = {
+            f"{flows[d.flow_id]}/{d.name}": (d.id, d.work_pool_name, d.work_queue_name, len(d.schedules))
+            for d in client.read_deployments()
+            if d.flow_id in flows
+        }
         pools = {p.name: (p.id, p.type) for p in client.read_work_pools()}
-        queues = {(pool, q.name): (q.id, q.priority)
-                  for pool in ("covsweep", "covsweep-docker") for q in client.read_work_queues(work_pool_name=pool)}
+        queues = {
+            (pool, q.name): (q.id, q.priority)
+            for pool in ("covsweep", "covsweep-docker")
+            for q in client.read_work_queues(work_pool_name=pool)
+        }
         blocks = sorted((b.block_type.slug, b.name, str(b.id)) for b in client.read_block_documents())
         variables = {v.name: v.value for v in client.read_variables()}
         automations = {a.name: (a.id, a.trigger.within) for a in client.read_automations()}
-    return {"deployments": deployments, "pools": pools, "queues": queues, "blocks": blocks, "variables": variables,
-            "automations": automations}
+    return {
+        "deployments": deployments,
+        "pools": pools,
+        "queues": queues,
+        "blocks": blocks,
+        "variables": variables,
+        "automations": automations,
+    }
 
 
 def assert_one_error_line(result, fragment: str, status: int = 2) -> str:
@@ -50,14 +73,24 @@ def test_deploy_is_idempotent(service):
     assert "work pool covsweep (process): exists" in again.stdout
     assert server_objects(service) == before
     assert set(before["deployments"]) == DEPLOYMENTS
-    assert {name: kind for name, (_, kind) in before["pools"].items()} == {"covsweep": "process",
-                                                                        "covsweep-docker": "docker"}
+    assert {name: kind for name, (_, kind) in before["pools"].items()} == {
+        "covsweep": "process",
+        "covsweep-docker": "docker",
+    }
     for pool in ("covsweep", "covsweep-docker"):
         priorities = {name: p for (owner, name), (_, p) in before["queues"].items() if owner == pool}
         assert {k: priorities[k] for k in ("critical", "high", "normal", "low")} == {
-            "critical": 1, "high": 2, "normal": 3, "low": 4}
-    assert {("local-file-system", "covsweep-results"), ("covsweep-llm", "default"), ("covsweep-sandbox", "default")} <= {
-        (slug, name) for slug, name, _ in before["blocks"]}
+            "critical": 1,
+            "high": 2,
+            "normal": 3,
+            "low": 4,
+        }
+    assert {
+        ("local-file-system", "covsweep-results"),
+        ("covsweep-llm", "default"),
+        ("covsweep-sandbox", "default"),
+        ("covsweep-cluster", "default"),
+    } <= {(slug, name) for slug, name, _ in before["blocks"]}
     assert before["automations"]["covsweep-crash-silent-runs"][1] == timedelta(seconds=300)
     assert before["variables"]["covsweep_sweep_targets"] == []
 
@@ -110,8 +143,9 @@ def test_failed_run_exits_1_with_the_reason(service, tmp_path):
     # As `prefect deployment run spec-to-production/default --param target=...` would start it.
     with api(service) as client:
         deployment = client.read_deployment_by_name("spec-to-production/default")
-        run = client.create_flow_run_from_deployment(deployment.id, parameters={"target": str(tmp_path / "gone")},
-                                                     work_queue_name="high")
+        run = client.create_flow_run_from_deployment(
+            deployment.id, parameters={"target": str(tmp_path / "gone")}, work_queue_name="high"
+        )
     result = run_cli("results", str(run.id), "--wait", "--timeout", "300", "--poll", "1", env=service.env)
     line = assert_one_error_line(result, "Failed", status=1)
     assert "does not exist" in line

@@ -13,7 +13,15 @@ import docker
 import pytest
 
 from tests.conftest import EXAMPLE, REPO
-from tests.service_fixtures import PREFECT, Service, api, start_process, stop, wait_for_report, wait_until
+from tests.service_fixtures import (
+    PREFECT,
+    Service,
+    api,
+    start_process,
+    stop,
+    wait_for_report,
+    wait_until,
+)
 
 pytestmark = pytest.mark.docker
 
@@ -36,12 +44,16 @@ def service_env(shop) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def docker_worker(service: Service, sandbox_image) -> Iterator[Path]:
     """What `make worker-docker` does: build the flow image, start a Docker worker for covsweep-docker."""
-    built = subprocess.run(["bash", "deployments/flow-image/build.sh", FLOW_IMAGE], cwd=REPO,
-                           capture_output=True, text=True, timeout=1200)
+    built = subprocess.run(
+        ["bash", "deployments/flow-image/build.sh", FLOW_IMAGE], cwd=REPO, capture_output=True, text=True, timeout=1200
+    )
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
     log = service.home / "docker-worker.log"
-    worker = start_process([PREFECT, "worker", "start", "--pool", "covsweep-docker", "--type", "docker",
-                     "--name", "covsweep-test-docker"], service.env, log)
+    worker = start_process(
+        [PREFECT, "worker", "start", "--pool", "covsweep-docker", "--type", "docker", "--name", "covsweep-test-docker"],
+        service.env,
+        log,
+    )
     try:
         yield log
     finally:
@@ -59,8 +71,9 @@ def gone_or_image(container_id: str) -> str | None:
 def test_a_run_of_the_docker_deployment_runs_in_the_flow_image(service, docker_worker, shop):
     with api(service) as client:
         deployment = client.read_deployment_by_name("spec-to-production/docker")
-        run = client.create_flow_run_from_deployment(deployment.id, parameters={
-            "target": str(shop), "generator": "none", "timeout": 120})
+        run = client.create_flow_run_from_deployment(
+            deployment.id, parameters={"target": str(shop), "generator": "none", "timeout": 120}
+        )
     report = wait_for_report(service, str(run.id), timeout=600)
     assert report["run_id"] == str(run.id) and report["target"] == str(shop)
     assert report["totals"]["failed"] == 0 and report["totals"]["modules"] >= 3

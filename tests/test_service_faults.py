@@ -5,23 +5,33 @@ except for the busy API, which is scripted. Lost workers and hosts: test_service
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from covsweep import service as covsweep_service  # here, not first in twenty threads at once: import deadlock
-from tests.conftest import EXAMPLE, sandbox_containers
+from covsweep import (
+    service as covsweep_service,  # here, not first in twenty threads at once: import deadlock
+)
+from tests.conftest import EXAMPLE
 from tests.helpers import run_cli
-from tests.service_fixtures import Service, api, pointed_at, submit, wait_for_report, wait_until
+from tests.service_fixtures import (
+    Service,
+    api,
+    cancelled_when_failing,
+    flow_runs,
+    pointed_at,
+    read_report,
+    small_shop,
+    submit,
+    wait_for_report,
+    wait_until,
+)
 
 pytestmark = pytest.mark.docker
 
@@ -34,21 +44,6 @@ def service_env() -> dict[str, str]:
     return {"COVSWEEP_POOL_CONCURRENCY": str(POOL_LIMIT)}
 
 
-def flow_runs(service: Service, ids: list[str]) -> dict[str, object]:
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-
-    with api(service) as client:
-        found = client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(
-            any_=[uuid.UUID(i) for i in ids])), limit=len(ids))
-    return {str(r.id): r for r in found}
-
-
-def read_report(service: Service, run_id: str) -> dict:
-    """What `covsweep results RUN_ID` prints."""
-    with pointed_at(service):
-        return json.loads(covsweep_service.results(run_id))
-
-
 class RunsGoing:
     """The most flow runs pending or running at once on the covsweep pool, sampled twice a second."""
 
@@ -58,14 +53,19 @@ class RunsGoing:
 
     def _sample(self) -> None:
         from prefect.client.schemas.filters import (
-            FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType, WorkPoolFilter, WorkPoolFilterName,
+            FlowRunFilter,
+            FlowRunFilterState,
+            FlowRunFilterStateType,
+            WorkPoolFilter,
+            WorkPoolFilterName,
         )
 
         going = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=["PENDING", "RUNNING"])))
         with api(self.service) as client:
             while not self._stop.wait(0.5):
-                count = client.count_flow_runs(flow_run_filter=going,
-                                               work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=["covsweep"])))
+                count = client.count_flow_runs(
+                    flow_run_filter=going, work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=["covsweep"]))
+                )
                 self.most = max(self.most, count)
 
     def __enter__(self) -> RunsGoing:
@@ -77,33 +77,6 @@ class RunsGoing:
         self._thread.join()
 
 
-@contextmanager
-def cancelled_when_failing(service: Service, below: Path) -> Iterator[None]:
-    """A failing test leaves no run of its own going into the next tests: `covsweep`'s runs that are not
-    final are cancelled, which stops their processes and so removes their sandbox containers."""
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
-    from prefect.states import Cancelling
-
-    try:
-        yield
-    except BaseException:
-        going = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(
-            any_=["SCHEDULED", "PENDING", "RUNNING"])))
-        with api(service) as client:
-            for run in client.read_flow_runs(flow_run_filter=going, limit=200):
-                client.set_flow_run_state(run.id, Cancelling(), force=True)
-        wait_until("the failing test's runs stopped", lambda: not sandbox_containers(below), 120)
-        raise
-
-
-def small_shop(root: Path) -> Path:
-    """examples/shop cut down to one module and its tests: a quick run."""
-    for part in ("pyproject.toml", "src/shop/__init__.py", "src/shop/money.py", "tests/test_money.py"):
-        (root / part).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(EXAMPLE / part, root / part)
-    return root
-
-
 def test_twenty_submissions_at_once_all_queue_and_complete(service, tmp_path):
     targets = [small_shop(tmp_path / f"shop{i}") for i in range(LOAD)]
     together = threading.Barrier(LOAD)
@@ -113,8 +86,9 @@ def test_twenty_submissions_at_once_all_queue_and_complete(service, tmp_path):
         # twenty CLI processes would take a minute of CPU to start, and start one after the other.
         with pointed_at(service):
             together.wait()
-            return str(covsweep_service.submit({"target": str(target), "generator": "none", "timeout": 120},
-                                               "normal").id)
+            return str(
+                covsweep_service.submit({"target": str(target), "generator": "none", "timeout": 120}, "normal").id
+            )
 
     going = RunsGoing(service)
     started = time.monotonic()
@@ -132,19 +106,23 @@ def test_twenty_submissions_at_once_all_queue_and_complete(service, tmp_path):
 
         def all_final():
             states = {i: r.state.type.value for i, r in flow_runs(service, ids).items()}
-            return states if all(s in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") for s in states.values()) else None
+            return (
+                states if all(s in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") for s in states.values()) else None
+            )
 
         states = wait_until("all twenty runs final", all_final, 360, poll=1)
     assert set(states.values()) == {"COMPLETED"}, states
     assert 1 <= going.most <= POOL_LIMIT  # the pool's limit holds under load
 
-    for run_id, target in zip(ids, targets):
+    for run_id, target in zip(ids, targets, strict=True):
         report = read_report(service, run_id)
         assert (report["run_id"], report["target"]) == (run_id, str(target.resolve()))
         assert "shop/money.py" in [m["module"] for m in report["modules"]] and report["totals"]["failed"] == 0
         assert json.loads((target / ".covsweep" / "report.json").read_text()) == report
-    print(f"{LOAD} runs: submitted in {submitted_in:.1f}s, all done in {time.monotonic() - started:.1f}s, "
-          f"at most {going.most} at once")
+    print(
+        f"{LOAD} runs: submitted in {submitted_in:.1f}s, all done in {time.monotonic() - started:.1f}s, "
+        f"at most {going.most} at once"
+    )
 
 
 class BusyAPI(BaseHTTPRequestHandler):
@@ -186,8 +164,12 @@ class BusyAPI(BaseHTTPRequestHandler):
         self.creates.append(status)
         if self.busy_for <= index < self.busy_for + self.slow_for:
             time.sleep(SLOW_ANSWER_S)
-        self._answer(status, {"exception_message": "Service Unavailable"} if status == 503 else
-                     {"id": str(uuid.uuid4()), "flow_id": self.deployment["flow_id"], "name": "busy-bee"})
+        self._answer(
+            status,
+            {"exception_message": "Service Unavailable"}
+            if status == 503
+            else {"id": str(uuid.uuid4()), "flow_id": self.deployment["flow_id"], "name": "busy-bee"},
+        )
 
     def log_message(self, *args):
         pass
@@ -260,13 +242,19 @@ def test_submit_to_a_server_busy_for_too_long_says_so_in_one_line(busy_api, monk
 
 def completed_reports(service: Service) -> dict[str, dict]:
     from prefect.client.schemas.filters import (
-        FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
     )
     from prefect.client.schemas.objects import StateType
 
     with api(service) as client:
-        done = client.read_flow_runs(flow_run_filter=FlowRunFilter(
-            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.COMPLETED]))), limit=200)
+        done = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.COMPLETED]))
+            ),
+            limit=200,
+        )
     return {str(r.id): read_report(service, str(r.id)) for r in done if r.deployment_id}
 
 

@@ -80,8 +80,7 @@ TWO_MODULES = {
     """,
 }
 # One module at a time, one quick Pynguin round each: a kill finds one module done and one going.
-PYNGUIN = ("--generator", "pynguin", "--timeout", "40", "--max-iterations", "1", "--reruns", "1",
-           "--concurrency", "1")
+PYNGUIN = ("--generator", "pynguin", "--timeout", "40", "--max-iterations", "1", "--reruns", "1", "--concurrency", "1")
 
 
 def module_states(service: Service, run_id: str) -> dict[str, str]:
@@ -95,7 +94,7 @@ def module_states(service: Service, run_id: str) -> dict[str, str]:
 def test_killed_worker_run_is_finished_by_a_resubmission_reusing_done_modules(service, tmp_path):
     import docker
 
-    from covsweep.settings import load
+    from tasks.core.settings import load
 
     target = write_project(tmp_path / "calc", TWO_MODULES)
     run_id = submit(service, target, *PYNGUIN)

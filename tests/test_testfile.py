@@ -8,8 +8,9 @@ import subprocess
 import sys
 import textwrap
 
-from tasks import testfile
-from tasks.pytest_support import junit_outcomes
+from tasks.core import testfiles
+from tasks.coverage import testfile
+from tasks.sandbox.pytest_support import junit_outcomes
 
 ROUND_1 = textwrap.dedent('''
     """Round one."""
@@ -92,23 +93,41 @@ ROUND_2 = textwrap.dedent('''
 def run_pytest(path, tmp_path):
     junit = tmp_path / "junit.xml"
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-o", "addopts=",
-         f"--junitxml={junit}", str(path)],
-        cwd=path.parent, capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "-o",
+            "addopts=",
+            f"--junitxml={junit}",
+            str(path),
+        ],
+        cwd=path.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     return result, junit_outcomes(junit, path.stem)
 
 
 def test_test_names_are_what_pytest_collects(tmp_path):
-    assert testfile.test_names(ROUND_1) == [
-        "test_case_0", "test_case_1", "test_case_2",
-        "TestThing.test_keep", "TestThing.test_drop", "TestThing.test_keep_too",
+    assert testfiles.test_names(ROUND_1) == [
+        "test_case_0",
+        "test_case_1",
+        "test_case_2",
+        "TestThing.test_keep",
+        "TestThing.test_drop",
+        "TestThing.test_keep_too",
         "TestAllDropped.test_nothing",
     ]
     path = tmp_path / "test_round_1.py"
     path.write_text(ROUND_1)
     _, outcomes = run_pytest(path, tmp_path)
     # pytest's own collection (parametrized cases folded) agrees with test_names.
-    assert sorted(outcomes) == sorted(testfile.test_names(ROUND_1))
+    assert sorted(outcomes) == sorted(testfiles.test_names(ROUND_1))
 
 
 def test_only_the_named_tests_are_kept(tmp_path):
@@ -117,8 +136,12 @@ def test_only_the_named_tests_are_kept(tmp_path):
     source = builder.render()
 
     tree = ast.parse(source)
-    assert testfile.test_names(source) == [
-        "test_case_0", "test_case_1", "TestThing.test_keep", "TestThing.test_keep_too"]
+    assert testfiles.test_names(source) == [
+        "test_case_0",
+        "test_case_1",
+        "TestThing.test_keep",
+        "TestThing.test_keep_too",
+    ]
     assert builder.count() == 4
     # dropped tests are gone, with their decorators; the kept ones keep theirs
     assert "test_case_2" not in source and "test_drop" not in source and "xfail" not in source
@@ -144,7 +167,7 @@ def test_two_rounds_rename_clashes_and_keep_shared_code_once():
     builder.add(ROUND_2, {"test_case_0", "test_case_0_2", "TestThing.test_keep"})
     source = builder.render()
 
-    names = testfile.test_names(source)
+    names = testfiles.test_names(source)
     assert len(names) == len(set(names)) == builder.count() == 6
     assert names[:3] == ["test_case_0", "test_case_1", "TestThing.test_keep"]
     # the second round's tests are all there, none of them shadowing an earlier one
@@ -159,8 +182,11 @@ def test_two_rounds_rename_clashes_and_keep_shared_code_once():
     assert source.count("import pytest") == 1
     assert source.count("def helper(") == 1
     # decorators of the renamed tests stay with them
-    renamed_skipif = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.decorator_list
-                      and "skipif" in ast.unparse(n.decorator_list[0])]
+    renamed_skipif = [
+        n
+        for n in tree.body
+        if isinstance(n, ast.FunctionDef) and n.decorator_list and "skipif" in ast.unparse(n.decorator_list[0])
+    ]
     assert len(renamed_skipif) == 1 and "helper(0)" in ast.unparse(renamed_skipif[0])
 
 
@@ -176,14 +202,14 @@ def test_rendered_file_runs_and_passes_under_pytest(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     # 3 parametrized cases + 1 + 2 methods, then 1 + 1 + 1 of round two
     assert "9 passed" in result.stdout, result.stdout
-    assert sorted(outcomes) == sorted(testfile.test_names(builder.render()))
+    assert sorted(outcomes) == sorted(testfiles.test_names(builder.render()))
     assert all(outcomes.values())
 
 
 def test_rounds_that_bind_the_same_alias_to_different_modules_still_pass(tmp_path):
     """Pynguin numbers its module aliases per file: `module_1` is one module in a round and another
     in the next. Each kept test must still see the module it was generated (and passed) with."""
-    round_a = textwrap.dedent('''
+    round_a = textwrap.dedent("""
         import pytest
         import json as module_0
         import string as module_1
@@ -192,8 +218,8 @@ def test_rounds_that_bind_the_same_alias_to_different_modules_still_pass(tmp_pat
         def test_case_0():
             assert module_1.digits == "0123456789"
             assert module_0.loads("[1]") == [1]
-    ''')
-    round_b = textwrap.dedent('''
+    """)
+    round_b = textwrap.dedent("""
         import pytest
         import json as module_0
         import math as module_1
@@ -202,7 +228,7 @@ def test_rounds_that_bind_the_same_alias_to_different_modules_still_pass(tmp_pat
         def test_case_0():
             assert module_1.floor(2.5) == 2
             assert module_0.dumps([1]) == "[1]"
-    ''')
+    """)
     for source in (round_a, round_b):  # each round passes on its own
         alone = tmp_path / "alone" / "test_alone.py"
         alone.parent.mkdir(exist_ok=True)

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from covsweep.trend import Sweep, TargetPoint, regressions, trend_markdown
+from tasks.core.models import Sweep, TargetPoint
+from tasks.history.trend import regressions, trend_markdown
 
 
 def sweep(when: str, **lines: float | None) -> Sweep:
-    return Sweep(started_at=when, points=[
-        TargetPoint(target=t, line=v, branch=v) if v is not None else TargetPoint(target=t, state="Failed", error="boom")
-        for t, v in lines.items()])
+    return Sweep(
+        started_at=when,
+        points=[
+            TargetPoint(target=t, line=v, branch=v)
+            if v is not None
+            else TargetPoint(target=t, state="Failed", error="boom")
+            for t, v in lines.items()
+        ],
+    )
 
 
 def row(markdown: str, target: str) -> str:

@@ -1,0 +1,22 @@
+"""The two ways a step fails: bad input (exit status 2) and one module that cannot be processed."""
+
+from __future__ import annotations
+
+from tasks.core.models import ErrorInfo, ErrorType
+
+
+class InputError(Exception):
+    """Bad input or configuration: nothing is run, the user reads one line and exit status 2."""
+
+
+class ModuleError(Exception):
+    """A module could not be processed; the run goes on with the others."""
+
+    def __init__(self, type: ErrorType, message: str):
+        super().__init__(message)
+        self.info = ErrorInfo(type=type, message=message)
+
+
+class RunError(Exception):
+    """The run could not finish (its Dask cluster was lost): one line for the user, exit status 1. What it
+    finished is kept: a rerun resumes from there."""

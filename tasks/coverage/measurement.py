@@ -1,0 +1,96 @@
+"""One sandboxed pytest + coverage run over the whole project: the baseline, and the final validation."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from tasks.core.markers import is_covsweep_file
+from tasks.core.models import Framework, Project, ProjectCoverage, SandboxConfig
+from tasks.core.testfiles import test_names
+from tasks.coverage.data import read_json_report, write_rcfile
+from tasks.sandbox import runner as sandbox
+from tasks.sandbox.pytest_support import junit_outcomes, pytest_args, sandbox_env
+from tasks.sandbox.snapshot import refresh_output
+from tasks.sandbox.unittest_support import discovery_roots, install_runner, unittest_args, unittest_outcomes
+
+
+class Measurement(BaseModel):
+    coverage: ProjectCoverage
+    failed_tests: dict[str, list[str]] = {}
+    output: str = ""
+    timed_out: bool = False
+    duration_s: float = 0.0
+    start_s: float = 0.0
+
+    def problem(self) -> str:
+        if self.timed_out:
+            return f"the test run timed out after {self.duration_s:.0f}s"
+        return (self.output.strip().splitlines() or ["coverage.py wrote no report"])[-1][:300]
+
+
+def _test_command(framework: Framework, test_paths: list[Path], workspace: Path) -> str:
+    """The project's tests as its CI runs them: pytest, or unittest's discovery (through covsweep's runner,
+    which also writes each test's outcome); no tests at all runs an empty script, a 0 baseline."""
+    if not test_paths:
+        (workspace / "no_tests.py").write_text("")
+        return str(workspace / "no_tests.py")
+    if framework == "unittest":
+        roots = discovery_roots(test_paths)
+        return unittest_args(install_runner(workspace), roots, workspace / "outcomes.json")
+    return pytest_args(test_paths, workspace / "junit.xml")
+
+
+def _failed_generated(framework: Framework, test_paths: list[Path], workspace: Path) -> dict[str, list[str]]:
+    """covsweep's test files -> their tests that did not pass."""
+    failed = {}
+    for path in test_paths:
+        for test_file in [path] if path.is_file() else sorted(path.rglob("test_*.py")):
+            if is_covsweep_file(test_file):
+                if framework == "unittest":
+                    outcomes = unittest_outcomes(workspace / "outcomes.json", test_file.stem)
+                else:
+                    outcomes = junit_outcomes(workspace / "junit.xml", test_file.stem)
+                # A test that never ran (its file failed to import) failed as surely as one that did.
+                bad = [n for n in test_names(test_file.read_text()) if not outcomes.get(n, False)]
+                if bad:
+                    failed[str(test_file)] = bad
+    return failed
+
+
+def measure(
+    config: SandboxConfig,
+    project: Project,
+    test_paths: list[Path],
+    workspace: Path,
+    timeout: float,
+    framework: Framework = "pytest",
+) -> Measurement:
+    """The project's tests under coverage (pytest, or unittest), split per module; no tests is a 0 baseline."""
+    sandbox.prepare_workspace(workspace)
+    # The run writes (and may remove) its tests after the sandbox's snapshot was taken.
+    refresh_output(config.snapshot)
+    rcfile = write_rcfile(workspace, project, per_test=False)
+    command = f'"$PY" -m coverage run --rcfile={rcfile} {_test_command(framework, test_paths, workspace)}'
+    script = "\n".join(
+        [
+            f"cd {shlex.quote(str(project.target))}",
+            f'{command} > {workspace}/pytest.log 2>&1; echo "pytest exit $?"',
+            f'"$PY" -m coverage json --rcfile={rcfile} -q -o {workspace}/coverage.json',
+        ]
+    )
+    mounts = [project.target] + [p for p in test_paths if not p.is_relative_to(project.target)]
+    result = sandbox.run(
+        config, script, workspace=workspace, read_only=mounts, timeout=timeout, env=sandbox_env(project)
+    )
+    log = workspace / "pytest.log"
+    return Measurement(
+        coverage=read_json_report(workspace / "coverage.json", project, project.target),
+        failed_tests=_failed_generated(framework, test_paths, workspace),
+        output=(log.read_text(errors="replace") if log.exists() else result.output)[-4000:],
+        timed_out=result.timed_out,
+        duration_s=result.duration_s,
+        start_s=result.start_s,
+    )

@@ -1,0 +1,151 @@
+"""The offline generator: Pynguin, in the sandbox, bounded in time. A run that hangs in the module's
+code is stopped, and tried once more without the functions it hung in (pynguin_hang.py)."""
+
+from __future__ import annotations
+
+import shlex
+import time
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from tasks.core.errors import ModuleError
+from tasks.core.models import Issue, Module, ProjectRef, SandboxConfig
+from tasks.generators.pynguin_hang import FINAL_DUMPS, Hang, HangWatch, find_hang, with_callers, with_stack_watch
+from tasks.sandbox import runner as sandbox
+from tasks.sandbox.pytest_support import sandbox_env
+from tasks.sandbox.runner import ExecResult
+
+STARTUP_ALLOWANCE_S = 60
+# Pynguin's start-up and a few seconds of search: less than that left, a second try is pointless.
+MIN_RETRY_S = 20
+
+
+class Generated(BaseModel):
+    file: Path
+    start_s: float
+    duration_s: float
+    ignored: list[str] = []
+    issues: list[Issue] = []
+
+
+class _Attempt(BaseModel):
+    result: ExecResult
+    produced: list[Path]
+    log: Path
+    budget: float
+    hang: Hang | None = None
+
+
+def generate_with_pynguin(
+    config: SandboxConfig,
+    project: ProjectRef,
+    module: Module,
+    workspace: Path,
+    *,
+    seed: int,
+    search_s: int,
+    timeout: float,
+    ignore: list[str] | None = None,
+) -> Generated:
+    """One Pynguin run; its test file comes back as workspace/test_covsweep_<seed>.py. `ignore`:
+    the module's functions (dotted) earlier rounds found it hangs in."""
+    ignore = list(ignore or [])
+    started = time.monotonic()
+    first = _attempt(config, project, module, workspace / f"pynguin-{seed}", seed, search_s, timeout, ignore)
+    if first.produced or not (first.hang and first.hang.functions):
+        return _generated(first, workspace, seed, ignore, [first])
+    left_out = [name for name in with_callers(module, first.hang.functions) if name not in ignore]
+    hung = f"Pynguin hung in {', '.join(first.hang.functions)} ({first.hang.where}), beyond its own per-test timeout"
+    remaining = timeout - (time.monotonic() - started)
+    if remaining < MIN_RETRY_S + search_s:
+        raise ModuleError("timeout", f"{hung}; no time was left to try again without {', '.join(left_out)}")
+    second = _attempt(
+        config, project, module, workspace / f"pynguin-{seed}-retry", seed, search_s, remaining, ignore + left_out
+    )
+    if not second.produced:
+        again = f"; without {', '.join(left_out)} it produced no tests either"
+        raise ModuleError("timeout", hung + again + (f" (it hung in {second.hang.where})" if second.hang else ""))
+    warning = Issue(
+        level="WARNING",
+        rule="pynguin-hang",
+        message=f"{hung}; generated again without {', '.join(left_out)}: these have no generated tests",
+    )
+    return _generated(second, workspace, seed, ignore + left_out, [first, second], [warning])
+
+
+def _attempt(
+    config: SandboxConfig,
+    project: ProjectRef,
+    module: Module,
+    out: Path,
+    seed: int,
+    search_s: int,
+    timeout: float,
+    ignore: list[str],
+) -> _Attempt:
+    mutation_s = max(5, search_s // 2)
+    args = [
+        *("--project-path", str(project.import_root), "--module-name", module.dotted),
+        *("--output-path", str(out), "--report-dir", str(out / "report")),
+        *("--maximum-search-time", str(search_s), "--maximum-mutation-time", str(mutation_s), "--seed", str(seed)),
+        *(["--ignore_methods", *ignore] if ignore else []),
+    ]
+    out.mkdir(parents=True, exist_ok=True)
+    out.chmod(0o777)
+    env = with_stack_watch(out / "watch", sandbox_env(project))
+    log, stop = Path(f"{out}.log"), out / "watch" / "stop"
+    # Pynguin in the background; a stuck process the watch names in `stop` is killed, with Pynguin.
+    script = "\n".join(
+        [
+            f"cd {shlex.quote(str(out.parent))}",
+            f'PYNGUIN_DANGER_AWARE=1 "$PYNGUIN" {shlex.join(args)} > {shlex.quote(str(log))} 2>&1 &',
+            "pynguin=$!",
+            f"(while [ ! -s {shlex.quote(str(stop))} ]; do sleep 1; done;"
+            f' kill -9 $(cat {shlex.quote(str(stop))}) "$pynguin" 2>/dev/null) &',
+            'watch=$!; wait "$pynguin"; status=$?; kill "$watch" 2>/dev/null',
+            'echo "pynguin exit $status"',
+        ]
+    )
+    budget = min(timeout, search_s + mutation_s + STARTUP_ALLOWANCE_S)
+    stacks = out / "watch" / "stacks"
+    with HangWatch(stacks, module, stop) as watch:
+        result = sandbox.run(config, script, workspace=out.parent, read_only=[project.target], timeout=budget, env=env)
+    hang = watch.hang or (find_hang(stacks, module, FINAL_DUMPS) if result.timed_out else None)
+    return _Attempt(result=result, produced=sorted(out.glob("test_*.py")), log=log, budget=budget, hang=hang)
+
+
+def _generated(
+    last: _Attempt,
+    workspace: Path,
+    seed: int,
+    ignored: list[str],
+    attempts: list[_Attempt],
+    issues: list[Issue] | None = None,
+) -> Generated:
+    if not last.produced:
+        raise _no_tests(last)
+    candidate = workspace / f"test_covsweep_{seed}.py"
+    candidate.write_text(last.produced[0].read_text())
+    return Generated(
+        file=candidate,
+        start_s=sum(a.result.start_s for a in attempts),
+        duration_s=sum(a.result.duration_s for a in attempts),
+        ignored=ignored,
+        issues=issues or [],
+    )
+
+
+def _no_tests(attempt: _Attempt) -> ModuleError:
+    result = attempt.result
+    if attempt.hang:
+        return ModuleError(
+            "timeout", f"Pynguin hung in {attempt.hang.where}, outside any function, and produced no tests"
+        )
+    if result.timed_out:
+        return ModuleError("timeout", f"Pynguin produced no tests within {attempt.budget:.0f}s")
+    if result.oom_killed:
+        return ModuleError("sandbox", "Pynguin was killed at the sandbox's memory limit")
+    log = attempt.log
+    tail = log.read_text(errors="replace").strip().splitlines()[-1:] if log.exists() else []
+    return ModuleError("internal", f"Pynguin produced no tests: {(tail or [result.output.strip()[-300:]])[0][:300]}")

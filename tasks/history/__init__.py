@@ -1,0 +1,1 @@
+"""Earlier runs read back from Prefect: stored reports, sweeps and the coverage trend."""

@@ -1,0 +1,1 @@
+"""The run's report: conclusion, totals, the JSON file and the artifacts."""
