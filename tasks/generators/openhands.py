@@ -24,6 +24,7 @@ from tasks.core.errors import InputError, ModuleError
 from tasks.core.models import FileCoverage, Module, Mutant, ProjectRef
 from tasks.core.settings import Settings
 from tasks.core.testfiles import is_test_file, test_names
+from tasks.coverage.diff import missed_changed_lines
 from tasks.coverage.testfile import TestFileBuilder
 from tasks.generators.pynguin import Generated
 from tasks.llm.config import LLMConfig
@@ -150,6 +151,7 @@ def task_text(
     failures: str = "",
     kept: list[str] | None = None,
     survivors: list[Mutant] | None = None,
+    changed_lines: list[int] | None = None,
 ) -> str:
     source = module.file.relative_to(project.target).as_posix()
     root = project.import_root.relative_to(project.target).as_posix()
@@ -162,6 +164,10 @@ def task_text(
         "pass under plain pytest on every run: no network, no sleeping, no files outside pytest's tmp_path.",
         f"Check them with `cd /workspace && PYTHONPATH={pythonpath} python -m pytest -q {test_file}`, then finish.",
     ]
+    if changed := missed_changed_lines(coverage, changed_lines or []):
+        parts.insert(
+            1, f"The change under review added or modified {describe_missing(changed, [])}: cover those first."
+        )
     if kept:
         parts.append(f"These tests exist already, do not repeat them: {', '.join(kept)}.")
     if failures.strip():
@@ -326,6 +332,7 @@ def generate_with_openhands(
     failures: str = "",
     kept: list[str] | None = None,
     survivors: list[Mutant] | None = None,
+    changed_lines: list[int] | None = None,
 ) -> Generated:
     """One OpenHands run; the tests it left come back as workspace/test_covsweep_<round_no>.py."""
     scratch = workspace / f"openhands-{round_no}"
@@ -335,7 +342,16 @@ def generate_with_openhands(
         copy_target(project.target, copy)
         prepare_workspace(state)
         test_file = test_file_for(project, module)
-        task = task_text(project, module, coverage, test_file, failures=failures, kept=kept, survivors=survivors)
+        task = task_text(
+            project,
+            module,
+            coverage,
+            test_file,
+            failures=failures,
+            kept=kept,
+            survivors=survivors,
+            changed_lines=changed_lines,
+        )
         env = {
             "LLM_MODEL": setup.model,
             "LLM_API_KEY": setup.api_key.get_secret_value(),

@@ -124,6 +124,7 @@ def openhands_round(job, result: ModuleResult) -> Round:
                 failures=feedback.output if feedback else "",
                 kept=feedback.kept if feedback else None,
                 survivors=feedback.survivors if feedback else None,
+                changed_lines=job.changed_lines,
             )
         except ModuleError as exc:
             attempt(exc.info.type)
