@@ -395,6 +395,8 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> None:
     # Before Prefect is imported: its temporary server may need more than 20 s on a loaded machine.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "60")
+    # The temporary server's telemetry cannot reach its host offline, and says so on the console.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     args = parser().parse_args(argv)
     try:
         sys.exit(COMMANDS[args.command](args))

@@ -51,6 +51,10 @@ def run_in_process(monkeypatch, capsys, *args: str) -> subprocess.CompletedProce
         (["--modules", "nothing/*.py"], "no Python modules found"),
         (["--fail-under-diff", "50"], "--fail-under-diff needs --changed-since REF"),
         (["--changed-since", "main"], "is not a git work tree"),
+        (
+            ["--report", "/proc/covsweep/report.json"],
+            "cannot write the report to /proc/covsweep: No such file or directory",
+        ),
     ],
 )
 def test_bad_options_are_refused_with_one_line(example, args, fragment, monkeypatch, capsys):

@@ -320,6 +320,24 @@ def failure(run: ContainerRun, setup: OpenHandsSetup, timeout: float) -> ModuleE
     return ModuleError("invalid_response", "OpenHands finished without writing a test file")
 
 
+def container_spec(setup: OpenHandsSetup, copy: Path, state: Path) -> tuple[dict[str, str], dict[str, dict]]:
+    """The OpenHands container's environment and volumes: the project copy read-write, nothing else of ours."""
+    env = {
+        "LLM_MODEL": setup.model,
+        "LLM_API_KEY": setup.api_key.get_secret_value(),
+        "LLM_BASE_URL": setup.base_url,
+        "SANDBOX_VOLUMES": f"{copy}:/workspace:rw",
+        "SANDBOX_RUNTIME_CONTAINER_IMAGE": setup.runtime_image,
+        "SANDBOX_USER_ID": str(os.getuid()),
+        "LOG_ALL_EVENTS": "true",
+    }
+    # The copy at its own path too: what OpenHands' local runtime (and the stand-in) write to.
+    volumes = {str(copy): {"bind": str(copy), "mode": "rw"}, str(state): {"bind": "/.openhands", "mode": "rw"}}
+    if DOCKER_SOCKET.is_socket():
+        volumes[str(DOCKER_SOCKET)] = {"bind": str(DOCKER_SOCKET), "mode": "rw"}
+    return env, volumes
+
+
 def generate_with_openhands(
     setup: OpenHandsSetup,
     project: ProjectRef,
@@ -352,19 +370,7 @@ def generate_with_openhands(
             survivors=survivors,
             changed_lines=changed_lines,
         )
-        env = {
-            "LLM_MODEL": setup.model,
-            "LLM_API_KEY": setup.api_key.get_secret_value(),
-            "LLM_BASE_URL": setup.base_url,
-            "SANDBOX_VOLUMES": f"{copy}:/workspace:rw",
-            "SANDBOX_RUNTIME_CONTAINER_IMAGE": setup.runtime_image,
-            "SANDBOX_USER_ID": str(os.getuid()),
-            "LOG_ALL_EVENTS": "true",
-        }
-        # The copy at its own path too: what OpenHands' local runtime (and the stand-in) write to.
-        volumes = {str(copy): {"bind": str(copy), "mode": "rw"}, str(state): {"bind": "/.openhands", "mode": "rw"}}
-        if DOCKER_SOCKET.is_socket():
-            volumes[str(DOCKER_SOCKET)] = {"bind": str(DOCKER_SOCKET), "mode": "rw"}
+        env, volumes = container_spec(setup, copy, state)
         run = run_container(
             setup, ["python", "-m", "openhands.core.main", "-t", task], env, volumes, str(scratch), budget
         )
