@@ -55,6 +55,6 @@ def finished_result(fingerprint: str) -> ModuleResult | None:
 
 
 def record_finished(fingerprint: str, result: ModuleResult) -> None:
-    if result.status in DONE:
+    if result.status in DONE and result.error is None:  # a run-wide stop mid-way: not done
         data = result.model_dump(mode="json") | {"accepted_source": result.accepted_source}
         get_default_result_storage().write_path(_key(fingerprint), json.dumps(data).encode())

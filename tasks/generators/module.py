@@ -11,7 +11,7 @@ from typing import Protocol
 
 from prefect.logging import get_logger
 
-from tasks.core.errors import ModuleError
+from tasks.core.errors import STOPS_THE_RUN, ModuleError
 from tasks.core.models import Coverage, ErrorInfo, FileCoverage, Issue, ModuleResult, TestCounts, Validation
 from tasks.core.plan import ModuleJob
 from tasks.core.progress import Lines, ModulePhase, module_phase
@@ -36,8 +36,6 @@ from tasks.sandbox.runner import prepare_workspace
 
 PROBE_TIMEOUT_S = 30
 MIN_ROUND_S = 20
-# A rejected key or a spent budget ends every module's work, not just this one's.
-STOPS_THE_RUN = {"authentication", "budget"}
 FALLS_BACK = {"llm", "openhands"}  # generators that Pynguin replaces when every attempt failed
 
 RoundFactory = Callable[[ModuleJob, ModuleResult], Round]
@@ -141,6 +139,16 @@ def _score_for_next_round(
     return min(room, MUTATION_SHARE * job.timeout) if round_no < job.max_iterations and builder.body else 0.0
 
 
+def _stopped_early(result: ModuleResult, exc: ModuleError, round_no: int) -> None:
+    """Why no round came after `round_no - 1`. A stop of the whole run (key, budget, breakers) is also the
+    module's error: it did not get the rounds it was given, and a later run does it again."""
+    reason = f"{exc.info.type}: {exc.info.message}"
+    message = f"round {round_no} failed ({reason}); the tests earlier rounds accepted are kept"
+    result.validation.issues.append(Issue(level="WARNING", rule="stopped-early", message=message))
+    if exc.run_wide:
+        result.success, result.error = False, exc.info
+
+
 def run_rounds(
     job: ModuleJob,
     result: ModuleResult,
@@ -165,9 +173,10 @@ def run_rounds(
             report_phase(job, result, "filtering", round_no, covered)
             feedback = steps.filter(job, candidate, covered, max(10.0, deadline - steps.clock()))
         except ModuleError as exc:
-            if builder.body and exc.info.type not in STOPS_THE_RUN:
-                break  # a later round failed: what earlier rounds kept still stands
-            raise
+            if not builder.body:
+                raise
+            _stopped_early(result, exc, round_no)
+            break  # a later round failed: what earlier rounds kept still stands
         left = deadline - steps.clock()
         feedback = keep_mutant_killers(job, result, candidate, feedback, mutation, steps.checks, left)
         _charge(result, feedback)

@@ -148,7 +148,8 @@ def _take_measured(result: ModuleResult, measured: FileCoverage | None, written:
     if measured is None:
         return
     result.coverage = measured.percentages()
-    if written and result.success and result.status != "skipped":
+    # A module stopped mid-way by a run-wide stop has success False and its tests on disk: its status follows too.
+    if written and result.status not in ("skipped", "needs_review", "failed"):
         result.status = result.coverage_status(coverage_target)
 
 
