@@ -20,10 +20,11 @@ from tasks.core.models import FileCoverage, Issue, ModuleResult, Report, TotalDi
 from tasks.core.plan import Plan
 from tasks.core.testfiles import is_test_class, is_test_function, test_names
 from tasks.coverage.diff import project_diff
+from tasks.coverage.ledger import Content, record_concluded
 from tasks.coverage.measurement import Measurement
 from tasks.coverage.testfile import TestFileBuilder
 from tasks.coverage.validation import check_file, score
-from tasks.delivery.write import Written
+from tasks.delivery.write import Written, written_body
 from tasks.reporting.report import totals
 
 # A rewritten file whose tests still fail (they fail only after other tests ran) is rewritten at
@@ -153,6 +154,18 @@ def _take_measured(result: ModuleResult, measured: FileCoverage | None, written:
         result.status = result.coverage_status(coverage_target)
 
 
+def record_in_ledger(plan: Plan, results: list[ModuleResult], written: list[Written]) -> None:
+    """Each processed module as the conclusion leaves it, its tests those left on disk: a later run skips
+    the done ones while their source and file stay so, and does again one whose every test was dropped."""
+    files = {w.module: w.path for w in written if w.path is not None and w.path.exists()}
+    modules = {m.path: m for m in plan.project.modules}
+    for result in results:
+        if result.fingerprint and result.module in modules:
+            path = files.get(result.module)
+            body = written_body(path.read_text()) if path is not None else None
+            record_concluded(result, body, Content.of(modules[result.module].file, path))
+
+
 def diff_coverage(
     plan: Plan, results: list[ModuleResult], baseline: Measurement, final: Measurement
 ) -> TotalDiff | None:
@@ -185,6 +198,7 @@ def conclude_run(
             _review(result, by_module[result.module], settled, plan)
         measured = settled.final.coverage.files.get(result.module)
         _take_measured(result, measured, result.module in by_module, plan.options.coverage_target)
+    record_in_ledger(plan, results, written)
     paths = [m.path for m in plan.project.modules]
     figures = totals(
         results,
