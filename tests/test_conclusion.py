@@ -499,3 +499,99 @@ def test_only_the_tests_that_fail_in_the_suite_are_dropped(suite_run):
     dropped = [i for i in inventory.validation.issues if i.rule == "passes-in-suite"]
     assert [(i.level, i.message.split()[0]) for i in dropped] == [("WARNING", "test_add_rejects_nothing")]
     assert 90.0 < inventory.coverage.line < 100.0  # the dropped test's line is not covered any more
+
+
+# -- the same with real Docker: a generated test that leaks state into the project's own test -----------
+
+LEAKY_MODULE = """\
+RATES = {"eur": 1.0}
+
+
+def rate(name):
+    return RATES[name]
+
+
+def double(x):
+    return 2 * x
+"""
+
+OWN_TESTS = """\
+from pkg.mod import RATES
+
+
+def test_the_shipped_rates():
+    assert RATES == {"eur": 1.0}
+"""
+
+LEAKY_GENERATED = """\
+from pkg import mod
+
+
+def test_double():
+    assert mod.double(2) == 4
+
+
+def test_a_new_rate():
+    mod.RATES["usd"] = 1.1
+    assert mod.rate("usd") == 1.1
+
+
+def test_rate():
+    assert mod.rate("eur") == 1.0
+"""
+
+
+@pytest.mark.docker
+def test_a_generated_test_leaking_state_into_a_project_test_is_dropped_in_a_real_suite(docker_config, tmp_path):
+    from datetime import UTC, datetime
+
+    from tasks.conclude import conclude
+    from tasks.core.models import ModuleResult, TestCounts
+    from tasks.core.plan import Plan
+    from tasks.core.testfiles import test_names
+    from tasks.coverage.measurement import measure
+    from tasks.delivery.write import WriteRequest, write_files
+    from tasks.project.discover import discover
+    from tests.helpers import write_project
+
+    target = write_project(
+        tmp_path / "leaky",
+        {"src/pkg/__init__.py": "", "src/pkg/mod.py": LEAKY_MODULE, "tests/test_own.py": OWN_TESTS},
+    )
+    project = discover(target)
+    own_before = (target / "tests" / "test_own.py").read_text()
+    plan = Plan(
+        run_id="leaky",
+        project=project,
+        generator="llm",
+        sandbox=docker_config,
+        out=target / "tests" / "generated",
+        report=None,
+        workspace=tmp_path / "work",
+        options=RunOptions(target=str(target), timeout=120),
+    )
+    baseline = measure(docker_config, project, plan.test_paths(), plan.workspace / "baseline", 300)
+    [module] = project.modules
+    written = write_files(project, plan.out, [WriteRequest(module=module, source=LEAKY_GENERATED)])
+    final = measure(docker_config, project, plan.test_paths(), plan.workspace / "final", 300)
+    assert final.failed_project == ["tests/test_own.py::test_the_shipped_rates"] and not final.failed_tests
+    result = ModuleResult(
+        module=module.path,
+        status="reached_target",
+        success=True,
+        generator="llm",
+        tests=TestCounts(proposed=3, accepted=3),
+        accepted_source=LEAKY_GENERATED,
+    )
+
+    report = conclude.fn(plan, baseline, final, [result], written, datetime.now(UTC), 1.0)
+
+    [path] = [w.path for w in written]
+    assert test_names(path.read_text()) == ["test_double", "test_rate"]
+    assert (target / "tests" / "test_own.py").read_text() == own_before
+    done = report.modules[0]
+    [issue] = [i for i in done.validation.issues if i.rule == "breaks-project-tests"]
+    assert issue.message.startswith("test_a_new_rate made") and "test_the_shipped_rates" in issue.message
+    assert (done.success, done.tests.accepted, done.coverage.line) == (True, 2, 100.0)
+    again = measure(docker_config, project, plan.test_paths(), plan.workspace / "again", 300)
+    assert again.failed_project == [] and not again.failed_tests
