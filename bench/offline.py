@@ -1,14 +1,15 @@
-"""`make bench`, offline generators: Pynguin alone, the examples generator alone, and both (the
-examples generator first, Pynguin on what is left, best per module test by test), with the same
-wall-clock budget per module, on small real PyPI packages covsweep was not tuned to.
+"""`make bench`, offline generators: Pynguin alone against covsweep's offline round (the examples
+generator first, Pynguin on the time and the lines it leaves, best per module test by test), with the
+same wall-clock budget per module, on small real PyPI packages covsweep was not tuned to
+(`--strategies examples` adds the examples generator alone).
 
 Each package is downloaded at benchmark time (`pip download --no-binary :all:`, pinned), its own
 tests removed; its largest modules (by statements, --modules-per-package) are processed. For each
-module and strategy: the candidate tests go through covsweep's filter (tasks/coverage/filtering.py:
-every rerun passes, adds coverage), the kept tests are written to one file, and that file alone is
-measured again by a fresh pytest + coverage run in the sandbox: the line and branch figures below
-are that measurement, import-time lines included. The mutation score comes from tasks.mutation
-(branch h7-mutation) where it is present, else it is null.
+module and strategy: each candidate file goes through covsweep's filter (tasks/coverage/filtering.py:
+every rerun passes, adds coverage) against what the one before kept, Pynguin aimed as covsweep's
+round aims it (the lines still missed), the kept tests are written to one file, and that file alone
+is measured again by a fresh pytest + coverage run in the sandbox (line and branch, import-time
+lines included) and scored by tasks.mutation (30 mutants, mutmut): what a user would get.
 
 Writes JSON to bench/results/offline-<timestamp>.json and bench/results/offline-latest.json and
 prints a table. Needs Docker and the sandbox image (`make image`).

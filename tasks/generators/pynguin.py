@@ -22,8 +22,6 @@ MIN_RETRY_S = 20
 # Its assertions are those that kill mutants (0.48's default, passed so that a new default cannot
 # silently weaken them), chosen by a seeded sample over the whole module, not its first functions.
 ASSERTIONS = ("--assertion-generation", "MUTATION_ANALYSIS", "--maximum-mutants", "60")
-# A generated test running longer than this is dropped: each timeout costs the search this much (default 5).
-TEST_TIMEOUT_S = 2
 # Search iterations without a coverage gain, once the coverage aimed at is reached, before it stops.
 PLATEAU_ITERATIONS = 20
 
@@ -126,7 +124,6 @@ def _attempt(
         *("--output-path", str(out), "--report-dir", str(out / "report")),
         *("--maximum-search-time", str(search_s), "--maximum-mutation-time", str(mutation_s), "--seed", str(seed)),
         *ASSERTIONS,
-        *("--maximum-test-execution-timeout", str(TEST_TIMEOUT_S)),
         *aim.args(),
         *(["--ignore-methods", *ignore] if ignore else []),
     ]
