@@ -19,7 +19,7 @@ from tasks.core.llm import LLMSettings, LLMSpec, Price
 from tasks.core.models import FileCoverage, ModuleResult, ProjectCoverage, SandboxConfig, Source
 from tasks.core.options import RunOptions
 from tasks.core.plan import ModuleJob, Plan, RepositoryRef
-from tasks.coverage.ledger import module_fingerprint, tests_fingerprint
+from tasks.coverage import ledger
 from tasks.coverage.measurement import Measurement, measure
 from tasks.llm.config import LLMConfig, spec_of
 from tasks.llm.fallback import LLMGenerationError, complete_with_fallback
@@ -271,10 +271,10 @@ def test_without_changed_since_every_module_gets_a_job(tmp_path):
 def test_modules_finished_by_pynguin_alone_are_generated_again_once_and_llm_ones_are_not(tmp_path):
     """The offline generator became examples + Pynguin: what the older one finished does not match."""
     project = discover(write_project(tmp_path / "p", {"m.py": "def f():\n    return 1\n"}))
-    tests = tests_fingerprint(project.test_paths)
+    tests = ledger.tests_fingerprint(project.test_paths)
 
     def fingerprint(settings: dict) -> str:
-        return module_fingerprint(project.modules[0], tests, settings)
+        return ledger.module_fingerprint(project.modules[0], tests, settings)
 
     offline = plan_for(project, tmp_path, SandboxConfig(kind="local"), generator="pynguin").fingerprint_settings()
     before = {k: v for k, v in offline.items() if k != "offline"}  # what covsweep fingerprinted before it
