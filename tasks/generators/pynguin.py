@@ -85,9 +85,10 @@ def generate_with_pynguin(
     # Pynguin refuses lines to cover inside the functions it is told to leave out.
     aim = aim.model_copy(update={"lines": []}) if ignore else aim
     started = time.monotonic()
-    first = _attempt(config, project, module, workspace / f"pynguin-{seed}", seed, search_s, timeout, ignore, aim)
+    tried = _aimed(config, project, module, workspace, seed, search_s, timeout, ignore, aim)
+    first = tried[-1]
     if first.produced or not (first.hang and first.hang.functions):
-        return _generated(first, workspace, seed, ignore, [first])
+        return _generated(first, workspace, seed, ignore, tried)
     left_out = [name for name in with_callers(module, first.hang.functions) if name not in ignore]
     hung = f"Pynguin hung in {', '.join(first.hang.functions)} ({first.hang.where}), beyond its own per-test timeout"
     remaining = timeout - (time.monotonic() - started)
@@ -104,7 +105,31 @@ def generate_with_pynguin(
         rule="pynguin-hang",
         message=f"{hung}; generated again without {', '.join(left_out)}: these have no generated tests",
     )
-    return _generated(second, workspace, seed, ignore + left_out, [first, second], [warning])
+    return _generated(second, workspace, seed, ignore + left_out, [*tried, second], [warning])
+
+
+def _aimed(
+    config: SandboxConfig,
+    project: ProjectRef,
+    module: Module,
+    workspace: Path,
+    seed: int,
+    search_s: int,
+    timeout: float,
+    ignore: list[str],
+    aim: Aim,
+) -> list[_Attempt]:
+    """Pynguin on `aim`'s lines; when it fails on them without a hang or a timeout, once more on the
+    whole module: 0.48 fails on some modules when given line ranges (an AssertionError in its control
+    dependence graph, cachetools 8.0.2's __init__.py)."""
+    started = time.monotonic()
+    first = _attempt(config, project, module, workspace / f"pynguin-{seed}", seed, search_s, timeout, ignore, aim)
+    remaining = timeout - (time.monotonic() - started)
+    if first.produced or not aim.lines or first.hang or first.result.timed_out or remaining < MIN_RETRY_S + search_s:
+        return [first]
+    whole = aim.model_copy(update={"lines": []})
+    out = workspace / f"pynguin-{seed}-whole"
+    return [first, _attempt(config, project, module, out, seed, search_s, remaining, ignore, whole)]
 
 
 def _attempt(
