@@ -264,10 +264,12 @@ def main() -> None:
     parser.add_argument("--modules-per-package", type=int, default=2)
     parser.add_argument("--packages", nargs="*", default=list(PACKAGES), help="names from the pinned list")
     parser.add_argument("--strategies", nargs="*", default=list(DEFAULT_STRATEGIES), choices=STRATEGIES)
-    parser.add_argument("--table", type=Path, help="print the table of an earlier result file and stop")
+    parser.add_argument(
+        "--table", type=Path, nargs="+", help="print the table of earlier result files' rows together and stop"
+    )
     args = parser.parse_args()
     if args.table:
-        print(table(json.loads(args.table.read_text())["rows"]))
+        print(table([row for path in args.table for row in json.loads(path.read_text())["rows"]]))
         return
     config = SandboxConfig(kind="docker", image=ensure_sandbox_image(load()))
     work = Path(tempfile.mkdtemp(prefix="covsweep-bench-offline-"))
