@@ -27,6 +27,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -41,6 +42,7 @@ from tasks.coverage.measurement import measure  # noqa: E402
 from tasks.coverage.testfile import TestFileBuilder  # noqa: E402
 from tasks.generators.examples import EXAMPLES_SHARE, generate_with_examples  # noqa: E402
 from tasks.generators.pynguin import Aim, generate_with_pynguin  # noqa: E402
+from tasks.generators.rounds import pynguin_aim  # noqa: E402
 from tasks.mutation.run import mutate_module  # noqa: E402
 from tasks.project.discover import discover  # noqa: E402
 from tasks.sandbox.images import ensure_sandbox_image  # noqa: E402
@@ -119,10 +121,9 @@ class Kept:
         self.counts = {k: self.counts[k] + getattr(result.counts, k) for k in self.counts}
 
     def aim(self) -> Aim:
-        """What covsweep's Pynguin round aims at (tasks/generators/rounds.py `pynguin_aim`): the lines
-        no kept test runs yet, stopping at its plateau at the default --coverage-target."""
-        missed = set(self.baseline.statements) - self.covered.lines
-        return Aim(lines=sorted(missed), plateau_at=COVERAGE_TARGET)
+        """Where covsweep's Pynguin round would aim after what is kept so far (default --coverage-target)."""
+        job = SimpleNamespace(baseline=self.baseline, changed_lines=None, coverage_target=COVERAGE_TARGET)
+        return pynguin_aim(job, self.covered, None)
 
 
 def run_pynguin(config, project, module, workspace, budget: float, kept: Kept):

@@ -36,14 +36,17 @@ def covered_as_file(baseline: FileCoverage, covered: Covered) -> FileCoverage:
 
 
 def pynguin_aim(job, covered: Covered, feedback: FilterResult | None) -> Aim:
-    """The lines Pynguin's search is spent on: the changed ones no test runs yet (--changed-since), else
-    every line no test runs yet, else (coverage done, mutation score not) the surviving mutants' lines.
-    It stops at its plateau once it covers --coverage-target of them."""
-    statements = set(job.baseline.statements) if job.baseline else set()
-    missed = statements - covered.lines
+    """The lines Pynguin's search is spent on: the changed ones no test runs yet (--changed-since), else,
+    once earlier rounds kept tests, every line no test runs yet, else (coverage done, mutation score not)
+    the surviving mutants' lines; nothing kept yet: the whole module (line ranges would add nothing,
+    and 0.48 fails on some modules with them). It stops at its plateau at --coverage-target of them."""
+    baseline = job.baseline or FileCoverage()
+    missed = set(baseline.statements) - covered.lines
     changed = missed.intersection(job.changed_lines or [])
+    kept_some = bool(covered.lines - set(baseline.executed_lines))
     survivors = {m.line for m in feedback.survivors} if feedback else set()
-    return Aim(lines=sorted(changed or missed or survivors), plateau_at=job.coverage_target)
+    lines = changed or (missed or survivors if kept_some else set())
+    return Aim(lines=sorted(lines), plateau_at=job.coverage_target)
 
 
 def pynguin_round(job, result: ModuleResult) -> Round:
