@@ -21,6 +21,7 @@ from typing import Protocol
 
 from tasks.core.errors import ModuleError
 from tasks.core.models import Issue, Module, ModuleResult, Project, SandboxConfig
+from tasks.core.plan import ModuleJob
 from tasks.core.testfiles import test_names
 from tasks.coverage.filtering import Covered, FilterResult
 from tasks.coverage.testfile import TestFileBuilder
@@ -153,7 +154,7 @@ def _private(name: str) -> bool:
     return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
 
 
-def aimed_at(job, covered: Covered, feedback: FilterResult | None) -> list[str] | None:
+def aimed_at(job: ModuleJob, covered: Covered, feedback: FilterResult | None) -> list[str] | None:
     """What an examples run searches: the functions holding the changed lines (--changed-since) no test
     runs yet and those holding a mutant the kept tests let through; None (all) when there are neither."""
     statements = set(job.baseline.statements) if job.baseline else set()
@@ -163,12 +164,12 @@ def aimed_at(job, covered: Covered, feedback: FilterResult | None) -> list[str] 
     return list(dict.fromkeys(found)) or None
 
 
-def survivor_functions(job, feedback: FilterResult | None) -> list[str]:
+def survivor_functions(job: ModuleJob, feedback: FilterResult | None) -> list[str]:
     lines = {m.line for m in feedback.survivors} if feedback else set()
     return functions_at(job.module.file.read_text(errors="replace"), lines) if lines else []
 
 
-def examples_round(job, result: ModuleResult, share: float = 1.0) -> Round:
+def examples_round(job: ModuleJob, result: ModuleResult, share: float = 1.0) -> Round:
     """A Round (tasks/generators/rounds.py) of the examples generator, on `share` of the time left,
     aimed at changed lines and surviving mutants where there are (`aimed_at`)."""
 
@@ -194,7 +195,7 @@ def examples_round(job, result: ModuleResult, share: float = 1.0) -> Round:
     return run
 
 
-def offline_round(job, result: ModuleResult, then: Round, share: float = EXAMPLES_SHARE) -> Round:
+def offline_round(job: ModuleJob, result: ModuleResult, then: Round, share: float = EXAMPLES_SHARE) -> Round:
     """The examples generator first, on `share` of the module's time, then `then` (Pynguin's round)
     for every later round: each round's tests go through the same filter against what the rounds
     before kept, so the module keeps the best of both, test by test, and Pynguin runs only while

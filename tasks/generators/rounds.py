@@ -10,6 +10,7 @@ from typing import Protocol
 
 from tasks.core.errors import ModuleError
 from tasks.core.models import Attempt, FileCoverage, ModuleResult
+from tasks.core.plan import ModuleJob
 from tasks.core.settings import load
 from tasks.coverage.filtering import Covered, FilterResult
 from tasks.generators.examples import offline_round
@@ -35,7 +36,7 @@ def covered_as_file(baseline: FileCoverage, covered: Covered) -> FileCoverage:
     )
 
 
-def pynguin_aim(job, covered: Covered, feedback: FilterResult | None) -> Aim:
+def pynguin_aim(job: ModuleJob, covered: Covered, feedback: FilterResult | None) -> Aim:
     """The lines Pynguin's search is spent on: the changed ones no test runs yet (--changed-since), else,
     once earlier rounds kept tests, every line no test runs yet, else (coverage done, mutation score not)
     the surviving mutants' lines; nothing kept yet: the whole module (line ranges would add nothing,
@@ -49,7 +50,7 @@ def pynguin_aim(job, covered: Covered, feedback: FilterResult | None) -> Aim:
     return Aim(lines=sorted(lines), plateau_at=job.coverage_target)
 
 
-def pynguin_round(job, result: ModuleResult) -> Round:
+def pynguin_round(job: ModuleJob, result: ModuleResult) -> Round:
     # Functions a round found Pynguin hangs in: later rounds leave them out from the start.
     ignored: list[str] = []
 
@@ -84,7 +85,7 @@ def _charge(result: ModuleResult, spent: LLMGenerated | LLMGenerationError) -> N
     meta.attempts.extend(spent.attempts)
 
 
-def llm_round(job, result: ModuleResult) -> Round:
+def llm_round(job: ModuleJob, result: ModuleResult) -> Round:
     session = session_in_use(job.llm)
     conversation: list[dict[str, str]] | None = None
 
@@ -117,7 +118,7 @@ def llm_round(job, result: ModuleResult) -> Round:
     return run
 
 
-def openhands_round(job, result: ModuleResult) -> Round:
+def openhands_round(job: ModuleJob, result: ModuleResult) -> Round:
     setup = OpenHandsSetup.resolve(load(), session_in_use(job.llm).config)
 
     def run(round_no: int, remaining: float, covered: Covered, feedback: FilterResult | None) -> Path:
@@ -154,7 +155,7 @@ def openhands_round(job, result: ModuleResult) -> Round:
     return run
 
 
-def offline(job, result: ModuleResult) -> Round:
+def offline(job: ModuleJob, result: ModuleResult) -> Round:
     """The offline generator (--generator pynguin, and the fallback of the others): the examples
     generator first, Pynguin on what it leaves (tasks/generators/examples.py `offline_round`)."""
     return offline_round(job, result, pynguin_round(job, result))
