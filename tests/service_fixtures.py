@@ -322,6 +322,21 @@ def wait_until(what: str, check, timeout: float, poll: float = 0.5):
     raise AssertionError(f"{what}: not within {timeout:g}s")
 
 
+def wait_while_finishing(service: Service, ids: list[str], stalled_s: float, poll: float = 1.0) -> dict[str, str]:
+    """Each run's state type once all of them are final. How long that takes depends on the host's load
+    and is no promise of the service's: this fails only when no run became final for `stalled_s`."""
+    finished, deadline = 0, time.monotonic() + stalled_s
+    while True:
+        states = {i: r.state.type.value for i, r in flow_runs(service, ids).items() if r.state is not None}
+        final = [i for i, s in states.items() if s in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")]
+        if len(final) == len(ids):
+            return states
+        if len(final) > finished:
+            finished, deadline = len(final), time.monotonic() + stalled_s
+        assert time.monotonic() < deadline, f"no run became final for {stalled_s:g}s: {finished} of {len(ids)}"
+        time.sleep(poll)
+
+
 def flow_runs(service: Service, ids: list[str]) -> dict[str, FlowRun]:
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
