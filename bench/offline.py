@@ -1,14 +1,15 @@
-"""`make bench`, offline generators: Pynguin alone, the examples generator alone, and both (the
-examples generator first, Pynguin on what is left, best per module test by test), with the same
-wall-clock budget per module, on small real PyPI packages covsweep was not tuned to.
+"""`make bench`, offline generators: Pynguin alone against covsweep's offline round (the examples
+generator first, Pynguin on the time and the lines it leaves, best per module test by test), with the
+same wall-clock budget per module, on small real PyPI packages covsweep was not tuned to
+(`--strategies examples` adds the examples generator alone).
 
 Each package is downloaded at benchmark time (`pip download --no-binary :all:`, pinned), its own
 tests removed; its largest modules (by statements, --modules-per-package) are processed. For each
-module and strategy: the candidate tests go through covsweep's filter (tasks/coverage/filtering.py:
-every rerun passes, adds coverage), the kept tests are written to one file, and that file alone is
-measured again by a fresh pytest + coverage run in the sandbox: the line and branch figures below
-are that measurement, import-time lines included. The mutation score comes from tasks.mutation
-(branch h7-mutation) where it is present, else it is null.
+module and strategy: each candidate file goes through covsweep's filter (tasks/coverage/filtering.py:
+every rerun passes, adds coverage) against what the one before kept, Pynguin aimed as covsweep's
+round aims it (the lines still missed), the kept tests are written to one file, and that file alone
+is measured again by a fresh pytest + coverage run in the sandbox (line and branch, import-time
+lines included) and scored by tasks.mutation (30 mutants, mutmut): what a user would get.
 
 Writes JSON to bench/results/offline-<timestamp>.json and bench/results/offline-latest.json and
 prints a table. Needs Docker and the sandbox image (`make image`).
@@ -17,7 +18,6 @@ prints a table. Needs Docker and the sandbox image (`make image`).
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import shutil
 import subprocess
@@ -27,6 +27,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -34,12 +35,15 @@ sys.path.insert(0, str(REPO))
 
 from tasks.core.errors import ModuleError  # noqa: E402
 from tasks.core.models import FileCoverage, Module, Project, SandboxConfig  # noqa: E402
+from tasks.core.options import RunOptions  # noqa: E402
 from tasks.core.settings import load  # noqa: E402
 from tasks.coverage.filtering import Covered, filter_tests  # noqa: E402
 from tasks.coverage.measurement import measure  # noqa: E402
 from tasks.coverage.testfile import TestFileBuilder  # noqa: E402
 from tasks.generators.examples import EXAMPLES_SHARE, generate_with_examples  # noqa: E402
-from tasks.generators.pynguin import generate_with_pynguin  # noqa: E402
+from tasks.generators.pynguin import Aim, generate_with_pynguin  # noqa: E402
+from tasks.generators.rounds import pynguin_aim  # noqa: E402
+from tasks.mutation.run import mutate_module  # noqa: E402
 from tasks.project.discover import discover  # noqa: E402
 from tasks.sandbox.images import ensure_sandbox_image  # noqa: E402
 from tasks.sandbox.runner import prepare_workspace  # noqa: E402
@@ -51,7 +55,10 @@ SCHEMA = "covsweep.bench.offline/1"
 PACKAGES = {"parse": "1.22.4", "webcolors": "25.10.0", "semver": "3.1.2", "cachetools": "8.0.2"}
 KINDS = {"parse": "string", "webcolors": "string", "semver": "string", "cachetools": "ordinary"}
 STRATEGIES = ("pynguin", "examples", "both")
+DEFAULT_STRATEGIES = ("pynguin", "both")  # Pynguin alone against covsweep's offline round
 RERUNS = 3
+MUTANTS = 30  # covsweep's default --mutants
+COVERAGE_TARGET = RunOptions.model_fields["coverage_target"].default
 # Pynguin's wall time is about its search plus covsweep's mutation allowance (half the search) plus start-up.
 PYNGUIN_OVERHEAD_S = 10
 EXAMPLES_OVERHEAD_S = 8
@@ -97,66 +104,75 @@ def pynguin_search_s(budget: float) -> int:
     return max(5, int((budget - PYNGUIN_OVERHEAD_S) / 1.5))
 
 
-def generate(strategy: str, config: SandboxConfig, project: Project, module: Module, workspace: Path, budget: float):
-    """The candidate files of one strategy, in the order they are filtered, and the seconds spent."""
-    if strategy == "pynguin":
-        search = pynguin_search_s(budget)
-        made = [generate_with_pynguin(config, project, module, workspace, seed=1, search_s=search, timeout=budget + 60)]
-    elif strategy == "examples":
-        examples_s = budget - EXAMPLES_OVERHEAD_S
-        made = [generate_with_examples(config, project, module, workspace, seed=1, budget_s=examples_s)]
-    else:
-        made = generate_both(config, project, module, workspace, budget)
-    return [m.file for m in made], sum(m.duration_s for m in made)
+class Kept:
+    """The module's kept tests so far: each candidate goes through covsweep's filter against them."""
 
+    def __init__(self, config: SandboxConfig, project: Project, module: Module, baseline: FileCoverage):
+        self.config, self.project, self.module, self.baseline = config, project, module, baseline
+        self.builder, self.covered = TestFileBuilder(), Covered.of(baseline)
+        self.counts = {"proposed": 0, "accepted": 0}
 
-def generate_both(config: SandboxConfig, project: Project, module: Module, workspace: Path, budget: float) -> list:
-    """The examples generator on its share of the budget, Pynguin on what is left; as in the module
-    loop, one that fails leaves what the other made."""
-    made = []
-    examples_s = budget * EXAMPLES_SHARE - EXAMPLES_OVERHEAD_S
-    try:
-        made.append(generate_with_examples(config, project, module, workspace, seed=2, budget_s=examples_s))
-    except ModuleError:
-        pass  # nothing recorded: Pynguin gets the whole budget
-    search = pynguin_search_s(budget - sum(m.duration_s for m in made))
-    try:
-        made.append(
-            generate_with_pynguin(config, project, module, workspace, seed=2, search_s=search, timeout=budget + 60)
+    def add(self, candidate: Path) -> None:
+        result = filter_tests(
+            self.config, self.project, self.module, candidate, self.baseline, self.covered, RERUNS, 300
         )
-    except ModuleError:
-        if not made:
-            raise
-    return made
+        self.builder.add(candidate.read_text(), set(result.kept))
+        self.covered = result.covered
+        self.counts = {k: self.counts[k] + getattr(result.counts, k) for k in self.counts}
+
+    def aim(self) -> Aim:
+        """Where covsweep's Pynguin round would aim after what is kept so far (default --coverage-target)."""
+        job = SimpleNamespace(baseline=self.baseline, changed_lines=None, coverage_target=COVERAGE_TARGET)
+        return pynguin_aim(job, self.covered, None)
 
 
-def keep_best(
-    config: SandboxConfig, project: Project, module: Module, baseline: FileCoverage, candidates: list[Path]
-) -> tuple[str, dict]:
-    """Each candidate through covsweep's filter against what the ones before kept; the kept tests as one file."""
-    builder, covered, counts = TestFileBuilder(), Covered.of(baseline), {"proposed": 0, "accepted": 0}
-    for candidate in candidates:
-        result = filter_tests(config, project, module, candidate, baseline, covered, RERUNS, 300)
-        builder.add(candidate.read_text(), set(result.kept))
-        covered = result.covered
-        counts = {k: counts[k] + getattr(result.counts, k) for k in counts}
-    return (builder.render() if builder.body else ""), counts
+def run_pynguin(config, project, module, workspace, budget: float, kept: Kept):
+    search = pynguin_search_s(budget)
+    return generate_with_pynguin(
+        config, project, module, workspace, seed=1, search_s=search, timeout=budget + 60, aim=kept.aim()
+    )
 
 
-def mutation_score(config, project, module, test_file: Path, workspace: Path) -> float | None:
-    """The hook for tasks.mutation (branch h7-mutation); None until it is merged."""
-    try:
-        run = importlib.import_module("tasks.mutation.run")
-    except ImportError:
-        return None
-    scored = run.mutate_module(config, project, module, [test_file], workspace, max_mutants=30, timeout=600)
+def run_examples(config, project, module, workspace, budget: float, kept: Kept):
+    return generate_with_examples(config, project, module, workspace, seed=1, budget_s=budget - EXAMPLES_OVERHEAD_S)
+
+
+GENERATORS = {"pynguin": run_pynguin, "examples": run_examples}
+# Each strategy's generators in order, with the share of the budget the first may take; "both" is
+# covsweep's offline round: the examples generator first, Pynguin on the time and the lines it leaves.
+PLAN = {
+    "pynguin": [("pynguin", 1.0)],
+    "examples": [("examples", 1.0)],
+    "both": [("examples", EXAMPLES_SHARE), ("pynguin", 1.0)],
+}
+
+
+def generate_and_keep(strategy: str, config, project, module, baseline, budget: float, workspace: Path):
+    """The strategy's candidates, each filtered against what the ones before kept; as in the module loop,
+    one that fails leaves what the other made. Raises the last ModuleError when none made a file."""
+    kept, spent, failure = Kept(config, project, module, baseline), 0.0, None
+    for name, share in PLAN[strategy]:
+        try:
+            made = GENERATORS[name](config, project, module, workspace, (budget - spent) * share, kept)
+        except ModuleError as exc:
+            failure = exc
+            continue
+        spent += made.duration_s
+        kept.add(made.file)
+    if spent == 0.0 and failure is not None:
+        raise failure
+    return kept, spent
+
+
+def mutation_score(config, project, module, test_file: Path, workspace: Path) -> float:
+    scored = mutate_module(config, project, module, [test_file], workspace, max_mutants=MUTANTS, timeout=600)
     return scored.score.score
 
 
 def measured(config, project: Project, module: Module, source: str, workspace: Path) -> dict:
     """The kept tests measured on their own, by a fresh pytest + coverage run: what a user would get."""
     if not source:
-        return {"line": 0.0, "branch": 0.0, "mutation": None, "tests": 0}
+        return {"line": 0.0, "branch": 0.0, "mutation": 0.0, "tests": 0}  # no test kills a mutant
     tests = prepare_workspace(workspace / "kept")
     test_file = tests / f"test_{module.dotted.replace('.', '_')}_kept.py"
     test_file.write_text(source)
@@ -175,12 +191,11 @@ def run_strategy(strategy, config, project, module, baseline, budget, workspace)
     prepare_workspace(workspace)
     started = time.monotonic()
     try:
-        candidates, generate_s = generate(strategy, config, project, module, workspace, budget)
+        kept, generate_s = generate_and_keep(strategy, config, project, module, baseline, budget, workspace)
     except ModuleError as exc:
-        return {"error": f"{exc.info.type}: {exc.info.message}", "line": 0.0, "branch": 0.0, "mutation": None}
-    source, counts = keep_best(config, project, module, baseline, candidates)
-    row = measured(config, project, module, source, workspace)
-    return row | counts | {"generate_s": round(generate_s, 1), "total_s": round(time.monotonic() - started, 1)}
+        return {"error": f"{exc.info.type}: {exc.info.message}", "line": 0.0, "branch": 0.0, "mutation": 0.0}
+    row = measured(config, project, module, kept.builder.render() if kept.builder.body else "", workspace)
+    return row | kept.counts | {"generate_s": round(generate_s, 1), "total_s": round(time.monotonic() - started, 1)}
 
 
 def largest_modules(config, project: Project, workspace: Path, count: int) -> list[tuple[Module, FileCoverage]]:
@@ -249,11 +264,13 @@ def main() -> None:
     )
     parser.add_argument("--modules-per-package", type=int, default=2)
     parser.add_argument("--packages", nargs="*", default=list(PACKAGES), help="names from the pinned list")
-    parser.add_argument("--strategies", nargs="*", default=list(STRATEGIES), choices=STRATEGIES)
-    parser.add_argument("--table", type=Path, help="print the table of an earlier result file and stop")
+    parser.add_argument("--strategies", nargs="*", default=list(DEFAULT_STRATEGIES), choices=STRATEGIES)
+    parser.add_argument(
+        "--table", type=Path, nargs="+", help="print the table of earlier result files' rows together and stop"
+    )
     args = parser.parse_args()
     if args.table:
-        print(table(json.loads(args.table.read_text())["rows"]))
+        print(table([row for path in args.table for row in json.loads(path.read_text())["rows"]]))
         return
     config = SandboxConfig(kind="docker", image=ensure_sandbox_image(load()))
     work = Path(tempfile.mkdtemp(prefix="covsweep-bench-offline-"))
@@ -272,6 +289,7 @@ def main() -> None:
         "duration_s": round((datetime.now(UTC) - started).total_seconds(), 1),
         "budget_s_per_module": args.budget,
         "reruns": RERUNS,
+        "mutants": MUTANTS,
         "image": config.image,
         "rows": rows,
         "table": table(rows),

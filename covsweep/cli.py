@@ -153,6 +153,13 @@ def run(args: argparse.Namespace) -> int:
             result: Report = spec_to_production(**options.model_dump())
     except InputError as exc:
         fail(str(exc))
+    except RuntimeError as exc:
+        if "ephemeral Prefect API server" not in str(exc):
+            raise
+        fail(
+            "the temporary Prefect server did not start in time: set PREFECT_API_URL to a running server, "
+            "or PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS higher"
+        )
     except RunError as exc:  # the run began and could not finish: what it finished is kept
         err.print(f"covsweep: error: {exc}", markup=False, highlight=False, soft_wrap=True)
         return 1
@@ -394,7 +401,9 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> None:
     # Before Prefect is imported: its temporary server may need more than 20 s on a loaded machine.
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "60")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    # The temporary server's telemetry cannot reach its host offline, and says so on the console.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     args = parser().parse_args(argv)
     try:
         sys.exit(COMMANDS[args.command](args))

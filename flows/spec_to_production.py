@@ -108,7 +108,7 @@ def spec_to_production(
         run_phase("baseline")
         baseline = _measure(plan, "baseline")
         logger.info(
-            "baseline: line %.1f%%, branch %.1f%% over %d modules",
+            "baseline of the whole project: line %.1f%%, branch %.1f%%; %d modules planned",
             baseline.coverage.totals.line,
             baseline.coverage.totals.branch,
             len(plan.project.modules),

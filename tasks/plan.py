@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import tempfile
 import uuid
 from contextlib import suppress
 from pathlib import Path
@@ -149,6 +150,21 @@ def check_delivery(options: RunOptions, settings: Settings) -> None:
         check_new_branch(url, options.branch, settings, load_block=False)
 
 
+def check_writable(folder: Path) -> None:
+    """The report's folder can be made and written: a report that cannot be written is bad input, not
+    a lost run. Tried for real (root passes every permission check), and what the try made is removed."""
+    made = [p for p in (folder, *folder.parents) if not p.exists()]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as exc:
+        raise InputError(f"cannot write the report to {folder}: {exc.strerror or exc}") from None
+    finally:
+        for path in made:
+            with suppress(OSError):
+                path.rmdir()
+
+
 def preflight(options: RunOptions) -> Project | None:
     """What `covsweep run` checks before Prefect starts, in a second or two: the target and its
     modules (a repository's are found once it is cloned), the LLM options, the repository or work
@@ -163,6 +179,8 @@ def preflight(options: RunOptions) -> Project | None:
     else:
         check_generator(options, settings, load_blocks=False)
     check_delivery(options, settings)
+    if report := report_path(options, project):
+        check_writable(report.parent)
     if options.sandbox == "docker":
         docker_client()  # raises "Docker is not reachable ..."
         if settings.sandbox_image:

@@ -184,12 +184,13 @@ def assert_key_left_nowhere(key: str, target: Path, capfd, caplog) -> None:
     assert found.returncode == 1, f"the key is stored in {found.stdout}{found.stderr}"  # 1: grep found nothing
 
 
-def independent_measurement(target: Path, scratch: Path) -> dict:
-    """`coverage run --branch -m pytest` of the project as it is on disk, on the host, no covsweep code."""
+def independent_measurement(target: Path, scratch: Path, source: str = "src/shop") -> dict:
+    """`coverage run --branch -m pytest` of the project as it is on disk, on the host, no covsweep code;
+    `source`: the folder measured, relative to `target`."""
     data = scratch / ".coverage"
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "COVERAGE_FILE": str(data)}
     run = subprocess.run(
-        [sys.executable, "-m", "coverage", "run", "--branch", "--source=src/shop", "-m", "pytest"]
+        [sys.executable, "-m", "coverage", "run", "--branch", f"--source={source}", "-m", "pytest"]
         + ["-q", "-p", "no:cacheprovider"],
         cwd=target,
         env=env,

@@ -22,7 +22,7 @@ def assert_refused(result, fragment: str) -> None:
 
 def run_in_process(monkeypatch, capsys, *args: str) -> subprocess.CompletedProcess:
     """`covsweep ARGS` through main() in this process: the table below needs no interpreter of its own."""
-    monkeypatch.setenv("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "60")  # main() sets it; put back after
+    monkeypatch.setenv("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")  # main() sets it; put back after
     with pytest.raises(SystemExit) as exited:
         main(list(args))
     captured = capsys.readouterr()
@@ -51,6 +51,10 @@ def run_in_process(monkeypatch, capsys, *args: str) -> subprocess.CompletedProce
         (["--modules", "nothing/*.py"], "no Python modules found"),
         (["--fail-under-diff", "50"], "--fail-under-diff needs --changed-since REF"),
         (["--changed-since", "main"], "is not a git work tree"),
+        (
+            ["--report", "/proc/covsweep/report.json"],
+            "cannot write the report to /proc/covsweep: No such file or directory",
+        ),
     ],
 )
 def test_bad_options_are_refused_with_one_line(example, args, fragment, monkeypatch, capsys):
@@ -89,6 +93,21 @@ def test_docker_not_reachable_says_how_to_go_on(example):
     result = run_cli("run", str(example), env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
     assert_refused(result, "Docker is not reachable")
     assert "--sandbox local" in result.stderr
+
+
+@pytest.mark.docker
+@pytest.mark.server
+def test_a_temporary_server_that_does_not_start_is_one_line(example):
+    before = snapshot(example)
+    result = run_cli(
+        "run", str(example), "--generator", "none", env={"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "0"}
+    )
+    assert_refused(result, "the temporary Prefect server did not start in time")
+    assert _without_log(snapshot(example)) == before
+
+
+def _without_log(files: dict[str, bytes]) -> dict[str, bytes]:
+    return {path: data for path, data in files.items() if path != ".covsweep/covsweep.log"}
 
 
 @pytest.mark.docker

@@ -301,6 +301,129 @@ def test_a_file_that_keeps_failing_after_its_rewrites_is_removed(plan):
     assert len(removed) == 1 and f"after {MAX_REWRITES} rewrites" in removed[0].message
 
 
+# -- generated tests that make the project's own tests fail: bisection (fast, a fake test runner) -----
+
+GENERATED_FILE = "tests/generated/test_pkg_mod.py"
+OWN = "tests/test_own.py::test_state"
+
+
+def generated_ids(*names: str) -> list[str]:
+    return [f"{GENERATED_FILE}::{name.replace('.', '::')}" for name in names]
+
+
+class SharedState:
+    """Runs tests as a suite with shared state would: a watched project test fails when one of `culprits`
+    ran before it; `always` fail whatever ran. Notes each run's tests."""
+
+    def __init__(self, *culprits: str, always: tuple[str, ...] = ()):
+        self.culprits, self.always, self.runs = set(generated_ids(*culprits)), set(always), []
+
+    def __call__(self, node_ids: list[str], watched: list[str]) -> list[str]:
+        self.runs.append(node_ids)
+        return [t for t in watched if t in self.always or self.culprits & set(node_ids[: node_ids.index(t)])]
+
+
+def broken_suite(executed: list[int], broken: list[str], order: list[str] | None = None):
+    """A final measurement in which the project's `broken` tests failed, after every generated test."""
+    every = generated_ids("test_a", "test_b", "TestC.test_d", "TestC.test_e")
+    return measurement(executed).model_copy(update={"failed_project": broken, "order": order or every + broken})
+
+
+def conclude_with(plan, path, final, again, run_with, baseline_failed: list[str] = ()):
+    from datetime import UTC, datetime
+
+    from tasks.core.models import ModuleResult, TestCounts
+    from tasks.delivery.write import Written
+    from tasks.reporting.conclusion import conclude_run
+
+    result = ModuleResult(
+        module="pkg/mod.py",
+        status="improved",
+        success=True,
+        generator="llm",
+        tests=TestCounts(proposed=5, accepted=5),
+        accepted_source=GENERATED,
+    )
+    written = [Written(module="pkg/mod.py", path=path, changed=True)]
+    baseline = measurement([1]).model_copy(update={"failed_project": list(baseline_failed)})
+    return conclude_run(plan, baseline, final, [result], written, datetime.now(UTC), 1.0, again, run_with)
+
+
+def own_test(plan) -> Path:
+    own = plan.project.target / "tests" / "test_own.py"
+    own.write_text("import pkg.mod\n\n\ndef test_state():\n    assert not hasattr(pkg.mod, 'patched')\n")
+    return own
+
+
+def test_the_generated_test_that_breaks_a_project_test_is_found_by_bisection_and_dropped(plan):
+    from tasks.core.testfiles import test_names
+
+    path, own = written_file(plan), own_test(plan)
+    before = own.read_text()
+    runner = SharedState("TestC.test_d")
+    again = MeasureAgain(path, measurement([1, 2, 3, 4, 5, 6]))
+
+    report = conclude_with(plan, path, broken_suite([1, 2, 3, 4, 5, 6, 7], [OWN]), again, runner)
+
+    module = report.modules[0]
+    assert test_names(path.read_text()) == ["test_a", "test_b", "TestC.test_e"] and own.read_text() == before
+    assert again.saw == [["test_a", "test_b", "TestC.test_e"]]  # measured again after the drop
+    [issue] = [i for i in module.validation.issues if i.rule == "breaks-project-tests"]
+    assert issue.level == "WARNING" and issue.message.startswith("TestC.test_d made") and OWN in issue.message
+    assert (module.status, module.success, module.tests.accepted, module.tests.rejected_failing) == (
+        "improved",
+        True,
+        4,
+        1,
+    )
+    assert all(run[-1] == OWN for run in runner.runs)  # the project's test where the suite ran it: last
+    assert [] in [run[:-1] for run in runner.runs] and len(runner.runs) <= 2 + 2 * 2
+
+
+def test_every_culprit_is_dropped_and_only_they(plan):
+    from tasks.core.testfiles import test_names
+
+    path = written_file(plan)
+    runner = SharedState("test_a", "TestC.test_e")
+
+    report = conclude_with(plan, path, broken_suite([1, 2], [OWN]), MeasureAgain(path, measurement([1])), runner)
+
+    assert test_names(path.read_text()) == ["test_b", "TestC.test_d"]
+    [issue] = [i for i in report.modules[0].validation.issues if i.rule == "breaks-project-tests"]
+    assert issue.message.startswith("test_a, TestC.test_e made")
+
+
+def test_a_project_test_that_fails_without_any_generated_test_drops_none(plan):
+    path = written_file(plan)
+    text = path.read_text()
+    runner, again = SharedState(always=(OWN,)), MeasureAgain(path)
+
+    report = conclude_with(plan, path, broken_suite([1, 2], [OWN]), again, runner)
+
+    assert path.read_text() == text and again.saw == [] and len(runner.runs) == 1
+    assert "breaks-project-tests" not in [i.rule for i in report.modules[0].validation.issues]
+
+
+def test_a_project_test_that_failed_before_the_generated_tests_is_not_theirs_to_answer_for(plan):
+    path = written_file(plan)
+    runner = SharedState("test_a")
+
+    conclude_with(plan, path, broken_suite([1, 2], [OWN]), MeasureAgain(path), runner, baseline_failed=[OWN])
+
+    assert runner.runs == []
+
+
+def test_a_file_whose_every_test_breaks_the_project_tests_is_removed(plan):
+    path = written_file(plan)
+    runner = SharedState("test_a", "test_b", "TestC.test_d", "TestC.test_e")
+
+    report = conclude_with(plan, path, broken_suite([1, 2], [OWN]), MeasureAgain(path, measurement([1])), runner)
+
+    module = report.modules[0]
+    assert not path.exists() and (module.status, module.success) == ("needs_review", False)
+    assert ("ERROR", "breaks-project-tests") in [(i.level, i.rule) for i in module.validation.issues]
+
+
 @pytest.fixture(scope="module")
 def suite_run(prefect_api, sandbox_image, tmp_path_factory):
     from flows.spec_to_production import spec_to_production
@@ -376,3 +499,99 @@ def test_only_the_tests_that_fail_in_the_suite_are_dropped(suite_run):
     dropped = [i for i in inventory.validation.issues if i.rule == "passes-in-suite"]
     assert [(i.level, i.message.split()[0]) for i in dropped] == [("WARNING", "test_add_rejects_nothing")]
     assert 90.0 < inventory.coverage.line < 100.0  # the dropped test's line is not covered any more
+
+
+# -- the same with real Docker: a generated test that leaks state into the project's own test -----------
+
+LEAKY_MODULE = """\
+RATES = {"eur": 1.0}
+
+
+def rate(name):
+    return RATES[name]
+
+
+def double(x):
+    return 2 * x
+"""
+
+OWN_TESTS = """\
+from pkg.mod import RATES
+
+
+def test_the_shipped_rates():
+    assert RATES == {"eur": 1.0}
+"""
+
+LEAKY_GENERATED = """\
+from pkg import mod
+
+
+def test_double():
+    assert mod.double(2) == 4
+
+
+def test_a_new_rate():
+    mod.RATES["usd"] = 1.1
+    assert mod.rate("usd") == 1.1
+
+
+def test_rate():
+    assert mod.rate("eur") == 1.0
+"""
+
+
+@pytest.mark.docker
+def test_a_generated_test_leaking_state_into_a_project_test_is_dropped_in_a_real_suite(docker_config, tmp_path):
+    from datetime import UTC, datetime
+
+    from tasks.conclude import conclude
+    from tasks.core.models import ModuleResult, TestCounts
+    from tasks.core.plan import Plan
+    from tasks.core.testfiles import test_names
+    from tasks.coverage.measurement import measure
+    from tasks.delivery.write import WriteRequest, write_files
+    from tasks.project.discover import discover
+    from tests.helpers import write_project
+
+    target = write_project(
+        tmp_path / "leaky",
+        {"src/pkg/__init__.py": "", "src/pkg/mod.py": LEAKY_MODULE, "tests/test_own.py": OWN_TESTS},
+    )
+    project = discover(target)
+    own_before = (target / "tests" / "test_own.py").read_text()
+    plan = Plan(
+        run_id="leaky",
+        project=project,
+        generator="llm",
+        sandbox=docker_config,
+        out=target / "tests" / "generated",
+        report=None,
+        workspace=tmp_path / "work",
+        options=RunOptions(target=str(target), timeout=120),
+    )
+    baseline = measure(docker_config, project, plan.test_paths(), plan.workspace / "baseline", 300)
+    [module] = project.modules
+    written = write_files(project, plan.out, [WriteRequest(module=module, source=LEAKY_GENERATED)])
+    final = measure(docker_config, project, plan.test_paths(), plan.workspace / "final", 300)
+    assert final.failed_project == ["tests/test_own.py::test_the_shipped_rates"] and not final.failed_tests
+    result = ModuleResult(
+        module=module.path,
+        status="reached_target",
+        success=True,
+        generator="llm",
+        tests=TestCounts(proposed=3, accepted=3),
+        accepted_source=LEAKY_GENERATED,
+    )
+
+    report = conclude.fn(plan, baseline, final, [result], written, datetime.now(UTC), 1.0)
+
+    [path] = [w.path for w in written]
+    assert test_names(path.read_text()) == ["test_double", "test_rate"]
+    assert (target / "tests" / "test_own.py").read_text() == own_before
+    done = report.modules[0]
+    [issue] = [i for i in done.validation.issues if i.rule == "breaks-project-tests"]
+    assert issue.message.startswith("test_a_new_rate made") and "test_the_shipped_rates" in issue.message
+    assert (done.success, done.tests.accepted, done.coverage.line) == (True, 2, 100.0)
+    again = measure(docker_config, project, plan.test_paths(), plan.workspace / "again", 300)
+    assert again.failed_project == [] and not again.failed_tests

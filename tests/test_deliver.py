@@ -249,7 +249,7 @@ def test_covsweep_run_on_a_url_leaves_a_patch_in_the_current_directory(origin, f
     assert report["modules"][0]["generated_files"] == ["tests/generated/test_calc_covsweep.py"]
     assert f"patch: {cwd / '.covsweep' / 'covsweep.patch'} (`git apply` it at commit {commit[:12]})" in result.stdout
     assert_applies_and_passes(cwd / ".covsweep" / "covsweep.patch", origin.url, commit, tmp_path / "fresh")
-    assert sorted(p.name for p in cwd.rglob("*")) == [".covsweep", "covsweep.patch", "report.json"]
+    assert sorted(p.name for p in cwd.rglob("*")) == [".covsweep", "covsweep.log", "covsweep.patch", "report.json"]
 
 
 @pytest.mark.docker

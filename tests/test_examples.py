@@ -18,12 +18,12 @@ from types import SimpleNamespace
 import pytest
 
 from tasks.core import testfiles
-from tasks.core.models import ModuleResult, SandboxConfig
-from tasks.coverage.filtering import Covered, filter_tests
+from tasks.core.models import ModuleResult, Mutant, SandboxConfig
+from tasks.coverage.filtering import Covered, FilterResult, filter_tests
 from tasks.coverage.measurement import measure
 from tasks.generators import examples_driver as driver
 from tasks.generators import examples_emit as emit
-from tasks.generators.examples import DRIVER_FILES, HERE, generate_with_examples, offline_round
+from tasks.generators.examples import DRIVER_FILES, HERE, functions_at, generate_with_examples, offline_round
 from tasks.generators.pynguin import generate_with_pynguin
 from tasks.project.discover import discover
 from tasks.sandbox.runner import prepare_workspace
@@ -393,6 +393,8 @@ def offline_job(tmp_path: Path, source: str, max_iterations: int):
         module=module,
         workspace=prepare_workspace(tmp_path / "ws"),
         max_iterations=max_iterations,
+        baseline=None,
+        changed_lines=None,
     )
 
 
@@ -446,3 +448,47 @@ def test_when_examples_record_nothing_the_other_generator_has_the_first_round(tm
 
     assert run(1, 60, Covered(), None).name == "test_covsweep_1.py"
     assert calls == [1]
+
+
+def test_lines_name_the_functions_and_methods_that_hold_them_a_private_method_its_class():
+    source = DOCUMENTED.strip()
+    lines = source.splitlines()
+
+    def line_of(text: str) -> int:
+        return next(n for n, line in enumerate(lines, 1) if text in line)
+
+    assert functions_at(source, [line_of("return text.upper()")]) == ["shout"]
+    assert functions_at(source, [line_of("self.words = ")]) == ["Greeting.__init__"]
+    assert functions_at(source, [line_of("raise ValueError"), line_of("return text.upper()")]) == ["shout", "parse"]
+    assert functions_at(source, [line_of("import re")]) == []
+    private = "class Box:\n    def _check(self):\n        return 1\n\n    def size(self):\n        return 2\n"
+    assert functions_at(private, [3]) == ["Box"]
+
+
+def survivors_in(job, name: str) -> FilterResult:
+    """What the module task hands a later round: a mutant the kept tests let through, inside `name`."""
+    lines = job.module.file.read_text().splitlines()
+    line = next(n for n, text in enumerate(lines, 1) if text.startswith(f"def {name}(")) + 1
+    mutant = Mutant(name="m1", file=job.module.path, line=line, original="a", mutated="b", status="survived")
+    return FilterResult(
+        kept=[], counts={}, covered=Covered(), output="", sandbox_start_s=0, duration_s=0, survivors=[mutant]
+    )
+
+
+def test_a_later_round_with_survivors_aims_examples_at_their_function_once_and_merges_the_other_file(tmp_path):
+    job = offline_job(tmp_path, DOCUMENTED.replace("def stuck", "def _stuck"), max_iterations=3)
+    calls: list[int] = []
+    run = offline_round(
+        job, ModuleResult(module="pkg/helpers.py", status="unchanged", success=True), second_generator(job, calls)
+    )
+    feedback = survivors_in(job, "parse")
+
+    merged = run(2, 60, Covered(), feedback)
+    names = testfiles.test_names(merged.read_text())
+    assert calls == [2]
+    # The examples run searched parse alone: shout's docstring is replayed, the search is parse's only.
+    assert "test_shout" in names and "test_parse_docstring_example" in names
+    assert json.loads((job.workspace / "examples-2" / "job.json").read_text())["targets"] == ["parse"]
+    # The same survivors again: the examples generator was aimed at them already, the other one runs alone.
+    assert run(3, 60, Covered(), feedback).name == "test_covsweep_3.py"
+    assert calls == [2, 3]

@@ -104,6 +104,34 @@ def test_a_module_the_first_answer_covers_gets_one_request(prefect_api, sandbox_
     assert len(fake_llm.requests) == 1
 
 
+ROUND_ONE = SHOP_INVENTORY_TESTS[: SHOP_INVENTORY_TESTS.index("def test_release")]  # a part of the module
+
+
+def test_a_key_rejected_in_round_two_keeps_round_ones_tests_written_and_reported(
+    prefect_api, sandbox_image, example, fake_llm, llm_env
+):
+    fake_llm.script(code_answer(ROUND_ONE), unauthorized())
+
+    report = spec_to_production(
+        target=str(example),
+        modules=["shop/inventory.py"],
+        generator="llm",
+        models="m/one",
+        llm_base_url=fake_llm.base_url,
+        coverage_target=100.0,
+        timeout=150,
+        mutation="off",  # coverage alone asks for round two
+    )
+
+    module = report.modules[0]
+    assert (module.status, module.success, module.error.type) == ("improved", False, "authentication"), module
+    assert module.tests.accepted == report.totals.tests_accepted == 1
+    generated = (example / module.generated_files[0]).read_text()
+    assert "def test_stock_and_reservations" in generated
+    assert "stopped-early" in [i.rule for i in module.validation.issues]
+    assert module.coverage.line > module.coverage_before.line and len(fake_llm.requests) == 2
+
+
 @pytest.mark.server
 def test_a_rejected_key_ends_the_run_at_once(sandbox_image, example, fake_llm, tmp_path):
     fake_llm.script(*[unauthorized(echo_key=True) for _ in range(20)])

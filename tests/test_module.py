@@ -87,31 +87,57 @@ def stopping_rounds(job, stop: str, kept_before: int) -> tuple[ScriptedRound, Sc
 
 
 @pytest.mark.parametrize("stop", sorted(STOPS_THE_RUN))
-@pytest.mark.parametrize("kept_before", [0, 1])
-def test_a_run_wide_stop_is_raised_through(tmp_path, stop, kept_before):
-    """Neither the tests earlier rounds kept nor Pynguin swallow a rejected key or a spent budget."""
+def test_a_run_wide_stop_before_any_test_is_kept_is_raised_through(tmp_path, stop):
+    """Pynguin does not swallow a rejected key or a spent budget."""
     job = make_job(tmp_path)
     job.workspace.mkdir()
-    llm, pynguin = stopping_rounds(job, stop, kept_before)
+    llm, pynguin = stopping_rounds(job, stop, kept_before=0)
     fakes = steps(FakeFilter({"test_1": {1}, "test_all": EVERY_LINE}), Clock(), llm=llm, pynguin=pynguin)
 
     with pytest.raises(ModuleError) as raised:
         generate(job, ModuleResult(module=job.module.path, status="unchanged", success=True), 1e9, fakes)
 
     assert raised.value.info.type == stop
-    assert len(llm.calls) == kept_before + 1 and pynguin.calls == []
+    assert len(llm.calls) == 1 and pynguin.calls == []
 
 
 @pytest.mark.parametrize("stop", sorted(STOPS_THE_RUN))
-def test_a_run_wide_stop_is_the_modules_error(tmp_path, stop):
+def test_a_run_wide_stop_with_nothing_kept_is_the_modules_error(tmp_path, stop):
     job = make_job(tmp_path)
-    llm, pynguin = stopping_rounds(job, stop, kept_before=1)
+    llm, pynguin = stopping_rounds(job, stop, kept_before=0)
     fakes = steps(FakeFilter({"test_1": {1}, "test_all": EVERY_LINE}), Clock(), llm=llm, pynguin=pynguin)
 
     result = process_module(job, fakes)
 
     assert (result.status, result.success, result.error.type) == ("failed", False, stop)
     assert pynguin.calls == [] and result.accepted_source is None
+
+
+def every_breaker_open(message: str) -> ModuleError:
+    return ModuleError("connection", message, run_wide=True)
+
+
+@pytest.mark.parametrize(
+    "stop",
+    [ModuleError(kind, f"{kind} stop") for kind in sorted(STOPS_THE_RUN)]
+    + [every_breaker_open("no model gave a usable answer: m/one: circuit breaker open after connection")],
+    ids=lambda e: e.info.type,
+)
+def test_a_run_wide_stop_mid_module_keeps_what_earlier_rounds_accepted(tmp_path, stop):
+    """The tests of rounds before the stop are the module's tests; its error and an issue say why it stopped."""
+    job = make_job(tmp_path)
+    llm = ScriptedRound(job.workspace, [candidate("test_1"), stop])
+    pynguin = ScriptedRound(job.workspace, [candidate("test_all")])
+    fakes = steps(FakeFilter({"test_1": {1}, "test_all": EVERY_LINE}), Clock(), llm=llm, pynguin=pynguin)
+
+    result = process_module(job, fakes)
+
+    assert testfiles.test_names(result.accepted_source) == ["test_1"]
+    assert (result.status, result.tests.accepted, result.coverage.line) == ("improved", 1, 10.0)
+    assert (result.success, result.error) == (False, stop.info)
+    [stopped] = [i for i in result.validation.issues if i.rule == "stopped-early"]
+    assert stopped.level == "WARNING" and "round 2 failed" in stopped.message and stop.info.message in stopped.message
+    assert len(llm.calls) == 2 and pynguin.calls == []
 
 
 def test_a_later_rounds_error_keeps_what_earlier_rounds_kept(tmp_path):
@@ -125,6 +151,7 @@ def test_a_later_rounds_error_keeps_what_earlier_rounds_kept(tmp_path):
 
     assert (result.status, result.success, result.error, result.generator) == ("improved", True, None, "llm")
     assert testfiles.test_names(result.accepted_source) == ["test_1"]
+    assert [i.rule for i in result.validation.issues] == ["stopped-early"]
     assert len(llm.calls) == 2 and pynguin.calls == []
 
 
@@ -176,3 +203,54 @@ def test_a_module_that_cannot_be_imported_gets_no_round(tmp_path):
     result = process_module(job, fakes)
 
     assert (result.status, result.error.type, llm.calls) == ("failed", "target", [])
+
+
+# -- the real LLM client against a scripted server on 127.0.0.1 (the filter is still the fake) -------------
+
+SCRIPTED_ROUND_ONE = "from pkg.mod import X\n\n\ndef test_1():\n    assert X == 1\n"
+COSTLY = 100_000  # tokens each way: $0.3 at m/one's $1 + $2 per million, more than the budget below
+
+
+def scripted_stops():
+    from tests.fake_llm import code_answer, server_error, unauthorized
+
+    return {
+        "authentication": ({}, [code_answer(SCRIPTED_ROUND_ONE), unauthorized()]),
+        "budget": (
+            {"budget_usd": 0.1},
+            [code_answer(SCRIPTED_ROUND_ONE, prompt_tokens=COSTLY, completion_tokens=COSTLY), code_answer()],
+        ),
+        # one model: three 500s in a row (a try and two retries) open its breaker, the only one of the chain
+        "breaker": ({}, [code_answer(SCRIPTED_ROUND_ONE)] + [server_error()] * 3),
+    }
+
+
+@pytest.mark.parametrize("stop", sorted(scripted_stops()))
+def test_a_scripted_service_stopping_the_run_after_round_one_keeps_round_ones_test(
+    tmp_path, fake_llm, llm_config, monkeypatch, stop
+):
+    from tasks.generators.rounds import ROUNDS
+    from tasks.llm.config import spec_of
+    from tasks.llm.session import llm_session
+    from tests.fake_llm import API_KEY
+
+    update, replies = scripted_stops()[stop]
+    monkeypatch.setenv("COVSWEEP_LLM_API_KEY", API_KEY)
+    spec = spec_of(llm_config.model_copy(update={"models": ["m/one"], **update}), f"run-{stop}")
+    job = make_job(tmp_path, llm=spec)
+    job.module.file.parent.mkdir(parents=True)
+    (job.module.file.parent / "__init__.py").write_text("")
+    job.module.file.write_text("X = 1\n")
+    fake_llm.script(*replies)
+    fakes = dataclasses.replace(
+        steps(FakeFilter({"test_1": {1}}), Clock()), rounds={"llm": ROUNDS["llm"], "pynguin": ROUNDS["pynguin"]}
+    )
+
+    with llm_session(spec):
+        result = process_module(job, fakes)
+
+    assert testfiles.test_names(result.accepted_source) == ["test_1"], result
+    assert (result.status, result.tests.accepted, result.success) == ("improved", 1, False)
+    assert result.error.type == {"breaker": "connection"}.get(stop, stop)
+    assert [i.rule for i in result.validation.issues if i.level == "WARNING"] == ["stopped-early"]
+    assert result.generator == "llm" and fake_llm.pending() == (1 if stop == "budget" else 0)

@@ -19,6 +19,7 @@ from tasks.core.llm import LLMSettings, LLMSpec, Price
 from tasks.core.models import FileCoverage, ModuleResult, ProjectCoverage, SandboxConfig, Source
 from tasks.core.options import RunOptions
 from tasks.core.plan import ModuleJob, Plan, RepositoryRef
+from tasks.coverage import ledger
 from tasks.coverage.measurement import Measurement, measure
 from tasks.llm.config import LLMConfig, spec_of
 from tasks.llm.fallback import LLMGenerationError, complete_with_fallback
@@ -265,3 +266,18 @@ def test_without_changed_since_every_module_gets_a_job(tmp_path):
     jobs = module_jobs.fn(plan, Measurement(coverage=ProjectCoverage()))
     assert [j.module.path for j in jobs] == [m.path for m in project.modules]
     assert {j.changed_lines for j in jobs} == {None}
+
+
+def test_modules_finished_by_pynguin_alone_are_generated_again_once_and_llm_ones_are_not(tmp_path):
+    """The offline generator became examples + Pynguin: what the older one finished does not match."""
+    project = discover(write_project(tmp_path / "p", {"m.py": "def f():\n    return 1\n"}))
+    tests = ledger.tests_fingerprint(project.test_paths)
+
+    def fingerprint(settings: dict) -> str:
+        return ledger.module_fingerprint(project.modules[0], tests, settings)
+
+    offline = plan_for(project, tmp_path, SandboxConfig(kind="local"), generator="pynguin").fingerprint_settings()
+    before = {k: v for k, v in offline.items() if k != "offline"}  # what covsweep fingerprinted before it
+    assert fingerprint(offline) != fingerprint(before)
+    llm = plan_for(project, tmp_path, SandboxConfig(kind="local"), generator="llm").fingerprint_settings()
+    assert "offline" not in llm

@@ -7,6 +7,7 @@ import tomllib
 import pytest
 
 from tasks.mutation.driver import (
+    conclude,
     confirm_limit,
     even_sample,
     lay_out,
@@ -148,3 +149,13 @@ def test_one_test_of_a_candidate_is_selected_by_its_pytest_id(tmp_path):
     config = tomllib.loads((work / "pyproject.toml").read_text())["tool"]["mutmut"]
     assert config["source_paths"] == ["src/calc.py"] and (work / "src/calc.py").is_file()
     assert config["pytest_add_cli_args_test_selection"] == ["covsweep_candidates/test_calc.py::TestAdd::test_y"]
+
+
+def test_a_run_stopped_at_its_deadline_leaves_mutants_untried_not_failed():
+    chosen = [{"name": "m.x_f__mutmut_1"}, {"name": "m.x_f__mutmut_2"}]
+
+    stopped = conclude("Aborted!", [dict(m) for m in chosen], {}, out_of_time=True)
+    failed = conclude("Aborted!", [dict(m) for m in chosen], {})
+
+    assert stopped is None
+    assert failed == "mutmut gave no verdict: Aborted!"

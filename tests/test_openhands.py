@@ -190,6 +190,25 @@ def test_the_task_lists_surviving_mutants_after_the_first_round(tmp_path):
     assert "## Surviving mutants" in later and "- pkg/mod.py:2: `return a < b` -> `return a <= b`" in later
 
 
+def test_the_task_puts_the_changed_lines_it_misses_first(tmp_path):
+    from tasks.core.models import FileCoverage, Module, ProjectRef
+    from tasks.generators.openhands import task_text
+
+    target = tmp_path / "target"
+    (target / "pkg").mkdir(parents=True)
+    (target / "pkg" / "mod.py").write_text("def f(a):\n    if a:\n        return 1\n    return 2\n")
+    project = ProjectRef(target=target, import_root=target, test_paths=[])
+    module = Module(path="pkg/mod.py", dotted="pkg.mod", file=target / "pkg" / "mod.py", sha256="0")
+    coverage = FileCoverage(statements=[1, 2, 3, 4], executed_lines=[1])
+
+    aimed = task_text(project, module, coverage, "tests/t.py", changed_lines=[1, 3])
+    plain = task_text(project, module, coverage, "tests/t.py")
+
+    paragraphs = aimed.split("\n\n")
+    assert paragraphs[1] == "The change under review added or modified line 3: cover those first."
+    assert "change under review" not in plain
+
+
 # -- with Docker: the stand-in image ----------------------------------------------------------------
 
 

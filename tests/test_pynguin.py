@@ -12,6 +12,7 @@ from tasks.core.models import Issue, ModuleResult
 from tasks.core.plan import ModuleJob
 from tasks.coverage.filtering import Covered, filter_tests
 from tasks.coverage.measurement import measure
+from tasks.generators.pynguin import Aim, generate_with_pynguin, line_ranges
 from tasks.generators.pynguin_hang import stuck, with_stack_watch
 from tasks.generators.rounds import pynguin_round
 from tasks.project.discover import discover
@@ -118,3 +119,33 @@ def test_pynguin_that_hangs_is_stopped_and_tried_again_without_the_functions_it_
     clamp = next(node for node in ast.parse(CODES.strip()).body if getattr(node, "name", "") == "clamp")
     assert {node.lineno for node in clamp.body} & feedback.covered.lines
     print(f"hang found, retried and generated in {seconds:.0f}s")
+
+
+def test_lines_to_cover_are_passed_as_pynguins_ranges():
+    assert line_ranges([9, 3, 4, 5, 4, 12, 13]) == ["3-5", "9", "12-13"]
+    assert Aim(lines=[3, 4, 7], plateau_at=80.0).args() == [
+        *("--only-cover-line-ranges", "3-4", "7"),
+        *("--minimum-coverage", "80", "--minimum-plateau-iterations", "20"),
+    ]
+    assert Aim().args() == []
+
+
+@pytest.mark.docker
+@pytest.mark.timeout(300)
+def test_pynguin_failing_on_its_line_ranges_runs_again_on_the_whole_module(docker_config, tmp_path):
+    plain = CODES[CODES.index("def clamp") :]
+    project = discover(write_project(tmp_path / "grades", {"grades.py": plain}))
+    workspace = sandbox.prepare_workspace(tmp_path / "ws")
+    # Lines the module does not have: Pynguin finds nothing to cover there and stops at once.
+    aim = Aim(lines=[900, 901], plateau_at=80.0)
+    generated = generate_with_pynguin(
+        docker_config, project, project.modules[0], workspace, seed=1, search_s=10, timeout=200, aim=aim
+    )
+    assert not list((workspace / "pynguin-1").glob("test_*.py"))
+    assert "contains nothing we can" in (workspace / "pynguin-1.log").read_text()
+    called = {
+        node.func.attr
+        for node in ast.walk(ast.parse(generated.file.read_text()))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+    }
+    assert {"clamp", "grade"} & called, generated.file.read_text()

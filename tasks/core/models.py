@@ -240,6 +240,9 @@ class ModuleResult(BaseModel):
     mutation: MutationScore | None = None
     diff: DiffCoverage | None = None
     accepted_source: str | None = Field(default=None, exclude=True)
+    fingerprint: str | None = Field(
+        default=None, exclude=True, description="the ledger's key: its source, the project's tests, the settings"
+    )
 
     def coverage_status(self, target: float) -> Status:
         if self.coverage.line >= target:

@@ -23,6 +23,10 @@ from tasks.core.models import (
 )
 from tasks.core.options import RunOptions
 
+# What the offline generator does (tasks/generators/rounds.py `offline`): a new value generates again
+# for the modules an earlier version finished, once.
+OFFLINE_GENERATOR = "examples+pynguin/1"
+
 
 class RepositoryRef(BaseModel):
     """A repository target as a host that has no copy of it finds it: cloned at `commit` (once per host,
@@ -106,6 +110,7 @@ class Plan(BaseModel):
                 **({"repository": self.source.repository} if self.source else {}),
             }
             | ({"framework": self.framework} if self.framework != "pytest" else {})
+            | ({"offline": OFFLINE_GENERATOR} if self.generator == "pynguin" else {})
             | self.mutation_settings()
         )
 

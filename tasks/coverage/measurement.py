@@ -5,14 +5,14 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from tasks.core.markers import is_covsweep_file
 from tasks.core.models import Framework, Project, ProjectCoverage, SandboxConfig
 from tasks.core.testfiles import test_names
 from tasks.coverage.data import read_json_report, write_rcfile
 from tasks.sandbox import runner as sandbox
-from tasks.sandbox.pytest_support import junit_outcomes, pytest_args, sandbox_env
+from tasks.sandbox.pytest_support import junit_node_ids, junit_outcomes, pytest_args, sandbox_env
 from tasks.sandbox.snapshot import refresh_output
 from tasks.sandbox.unittest_support import discovery_roots, install_runner, unittest_args, unittest_outcomes
 
@@ -20,6 +20,8 @@ from tasks.sandbox.unittest_support import discovery_roots, install_runner, unit
 class Measurement(BaseModel):
     coverage: ProjectCoverage
     failed_tests: dict[str, list[str]] = {}
+    failed_project: list[str] = Field(default=[], description="node ids of the project's own tests that failed")
+    order: list[str] = Field(default=[], description="covsweep's tests (by function) and failed_project, as they ran")
     output: str = ""
     timed_out: bool = False
     duration_s: float = 0.0
@@ -60,6 +62,48 @@ def _failed_generated(framework: Framework, test_paths: list[Path], workspace: P
     return failed
 
 
+def _suite_order(framework: Framework, project: Project, workspace: Path) -> tuple[list[str], list[str]]:
+    """The project's own tests that failed, and the order covsweep's tests and those ran in (pytest only)."""
+    if framework == "unittest":
+        return [], []
+    failed, order = [], {}
+    for node_id, passed in junit_node_ids(workspace / "junit.xml"):
+        if is_covsweep_file(project.target / node_id.split("::")[0]):
+            order[node_id.split("[")[0]] = True  # a test function, its parameters together
+        elif not passed:
+            failed.append(node_id)
+            order[node_id] = True
+    return failed, list(order)
+
+
+def _mounts(project: Project, test_paths: list[Path]) -> list[Path]:
+    return [project.target] + [p for p in test_paths if not p.is_relative_to(project.target)]
+
+
+def failing_among(
+    config: SandboxConfig,
+    project: Project,
+    test_paths: list[Path],
+    node_ids: list[str],
+    watched: list[str],
+    workspace: Path,
+    timeout: float,
+) -> list[str]:
+    """Run the tests `node_ids` in that order, without coverage: those of `watched` that failed."""
+    sandbox.prepare_workspace(workspace)
+    refresh_output(config.snapshot)
+    script = "\n".join(
+        [
+            f"cd {shlex.quote(str(project.target))}",
+            f'"$PY" {pytest_args(list(node_ids), workspace / "junit.xml")} > {workspace}/pytest.log 2>&1',
+        ]
+    )
+    env = sandbox_env(project)
+    sandbox.run(config, script, workspace=workspace, read_only=_mounts(project, test_paths), timeout=timeout, env=env)
+    passed = dict(junit_node_ids(workspace / "junit.xml"))
+    return [t for t in watched if passed.get(t) is False]
+
+
 def measure(
     config: SandboxConfig,
     project: Project,
@@ -81,14 +125,17 @@ def measure(
             f'"$PY" -m coverage json --rcfile={rcfile} -q -o {workspace}/coverage.json',
         ]
     )
-    mounts = [project.target] + [p for p in test_paths if not p.is_relative_to(project.target)]
+    mounts = _mounts(project, test_paths)
     result = sandbox.run(
         config, script, workspace=workspace, read_only=mounts, timeout=timeout, env=sandbox_env(project)
     )
     log = workspace / "pytest.log"
+    failed_project, order = _suite_order(framework, project, workspace)
     return Measurement(
         coverage=read_json_report(workspace / "coverage.json", project, project.target),
         failed_tests=_failed_generated(framework, test_paths, workspace),
+        failed_project=failed_project,
+        order=order,
         output=(log.read_text(errors="replace") if log.exists() else result.output)[-4000:],
         timed_out=result.timed_out,
         duration_s=result.duration_s,

@@ -101,6 +101,11 @@ def without_preamble(text: str) -> str:
     return "".join(line for number, line in enumerate(lines, 1) if number not in skipped).lstrip("\n")
 
 
+def written_body(text: str) -> str:
+    """A written file's tests and imports: without its marker line and its preamble."""
+    return without_preamble(text.split("\n", 1)[1])
+
+
 def render(
     module: Module, source: str, earlier: str | None = None, head: str = "", first_party: set[str] | None = None
 ) -> str:
@@ -108,7 +113,7 @@ def render(
     in the baseline), its preamble dropped, and no import twice."""
     if earlier:
         builder = TestFileBuilder()
-        body = without_preamble(earlier.split("\n", 1)[1])
+        body = written_body(earlier)
         builder.add(body, set(test_names(body)))
         builder.add(source, set(test_names(source)))
         source = tidy_imports(builder.render(), first_party or set())

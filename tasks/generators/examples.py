@@ -9,11 +9,13 @@ strings matching its regular expressions, and writes what the calls returned as 
 
 from __future__ import annotations
 
+import ast
 import json
 import keyword
 import shlex
 import shutil
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
@@ -124,13 +126,62 @@ def _no_tests(result: sandbox.ExecResult, folder: Path) -> tuple[str, str]:
     return "internal", f"the examples generator produced no tests: {last or 'no example ran and added coverage'}"
 
 
+def _holds(node: ast.stmt, lines: set[int]) -> bool:
+    return bool(lines.intersection(range(node.lineno, (node.end_lineno or node.lineno) + 1)))
+
+
+def functions_at(source: str, lines: Iterable[int]) -> list[str]:
+    """The public functions, classes and `Class.method`s (the driver's target names) that hold one of `lines`."""
+    wanted, found = set(lines), []
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    scopes = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+    for node in tree.body:
+        if not isinstance(node, scopes) or node.name.startswith("_") or not _holds(node, wanted):
+            continue
+        inner = node.body if isinstance(node, ast.ClassDef) else []
+        methods = [m.name for m in inner if isinstance(m, scopes[:2]) and _holds(m, wanted)]
+        # A private method is no target of its own: its class, whose public methods call it, is.
+        public = [f"{node.name}.{name}" for name in methods if not _private(name)]
+        found += [node.name] if not methods or len(public) < len(methods) else public
+    return found
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def aimed_at(job, covered: Covered, feedback: FilterResult | None) -> list[str] | None:
+    """What an examples run searches: the functions holding the changed lines (--changed-since) no test
+    runs yet and those holding a mutant the kept tests let through; None (all) when there are neither."""
+    statements = set(job.baseline.statements) if job.baseline else set()
+    changed = statements.intersection(job.changed_lines or []) - covered.lines
+    source = job.module.file.read_text(errors="replace")
+    found = functions_at(source, changed) + survivor_functions(job, feedback)
+    return list(dict.fromkeys(found)) or None
+
+
+def survivor_functions(job, feedback: FilterResult | None) -> list[str]:
+    lines = {m.line for m in feedback.survivors} if feedback else set()
+    return functions_at(job.module.file.read_text(errors="replace"), lines) if lines else []
+
+
 def examples_round(job, result: ModuleResult, share: float = 1.0) -> Round:
-    """A Round (tasks/generators/rounds.py) of the examples generator, on `share` of the time left."""
+    """A Round (tasks/generators/rounds.py) of the examples generator, on `share` of the time left,
+    aimed at changed lines and surviving mutants where there are (`aimed_at`)."""
 
     def run(round_no: int, remaining: float, covered: Covered, feedback: FilterResult | None) -> Path:
         budget = max(5.0, remaining * share - STARTUP_ALLOWANCE_S - HANG_S)
         generated = generate_with_examples(
-            job.sandbox, job.project, job.module, job.workspace, seed=round_no, budget_s=budget
+            job.sandbox,
+            job.project,
+            job.module,
+            job.workspace,
+            seed=round_no,
+            budget_s=budget,
+            targets=aimed_at(job, covered, feedback),
         )
         result.timings.generate += generated.duration_s - generated.start_s
         result.timings.sandbox_start += generated.start_s
@@ -147,19 +198,25 @@ def offline_round(job, result: ModuleResult, then: Round, share: float = EXAMPLE
     """The examples generator first, on `share` of the module's time, then `then` (Pynguin's round)
     for every later round: each round's tests go through the same filter against what the rounds
     before kept, so the module keeps the best of both, test by test, and Pynguin runs only while
-    the coverage target is not reached. When the examples generator records nothing, or the module
-    gets one round only, `then` runs in the first round too (one round: both files merged)."""
+    the targets are not reached. A later round with surviving mutants in functions no examples run
+    was aimed at yet runs the examples generator on them too, before `then`, in one file. When the
+    examples generator records nothing, or the module gets one round only, `then` runs in the first
+    round too (one round: both files merged)."""
     first = examples_round(job, result, share)
+    aimed: set[str] = set()
 
     def run(round_no: int, remaining: float, covered: Covered, feedback: FilterResult | None) -> Path:
-        if round_no > 1:
-            return then(round_no, remaining, covered, feedback)
         started = time.monotonic()
+        if round_no > 1:
+            targets = set(survivor_functions(job, feedback)) - aimed
+            if not targets:
+                return then(round_no, remaining, covered, feedback)
+            aimed.update(targets)
         try:
             examples = first(round_no, remaining, covered, feedback)
         except ModuleError:
             return then(round_no, remaining - (time.monotonic() - started), covered, feedback)
-        if job.max_iterations > 1:
+        if round_no == 1 and job.max_iterations > 1:
             return examples
         try:
             other = then(round_no, remaining - (time.monotonic() - started), covered, feedback)

@@ -24,6 +24,7 @@ from tasks.core.errors import InputError, ModuleError
 from tasks.core.models import FileCoverage, Module, Mutant, ProjectRef
 from tasks.core.settings import Settings
 from tasks.core.testfiles import is_test_file, test_names
+from tasks.coverage.diff import missed_changed_lines
 from tasks.coverage.testfile import TestFileBuilder
 from tasks.generators.pynguin import Generated
 from tasks.llm.config import LLMConfig
@@ -150,6 +151,7 @@ def task_text(
     failures: str = "",
     kept: list[str] | None = None,
     survivors: list[Mutant] | None = None,
+    changed_lines: list[int] | None = None,
 ) -> str:
     source = module.file.relative_to(project.target).as_posix()
     root = project.import_root.relative_to(project.target).as_posix()
@@ -162,6 +164,10 @@ def task_text(
         "pass under plain pytest on every run: no network, no sleeping, no files outside pytest's tmp_path.",
         f"Check them with `cd /workspace && PYTHONPATH={pythonpath} python -m pytest -q {test_file}`, then finish.",
     ]
+    if changed := missed_changed_lines(coverage, changed_lines or []):
+        parts.insert(
+            1, f"The change under review added or modified {describe_missing(changed, [])}: cover those first."
+        )
     if kept:
         parts.append(f"These tests exist already, do not repeat them: {', '.join(kept)}.")
     if failures.strip():
@@ -317,6 +323,24 @@ def failure(run: ContainerRun, setup: OpenHandsSetup, timeout: float) -> ModuleE
     return ModuleError("invalid_response", "OpenHands finished without writing a test file")
 
 
+def container_spec(setup: OpenHandsSetup, copy: Path, state: Path) -> tuple[dict[str, str], dict[str, dict]]:
+    """The OpenHands container's environment and volumes: the project copy read-write, nothing else of ours."""
+    env = {
+        "LLM_MODEL": setup.model,
+        "LLM_API_KEY": setup.api_key.get_secret_value(),
+        "LLM_BASE_URL": setup.base_url,
+        "SANDBOX_VOLUMES": f"{copy}:/workspace:rw",
+        "SANDBOX_RUNTIME_CONTAINER_IMAGE": setup.runtime_image,
+        "SANDBOX_USER_ID": str(os.getuid()),
+        "LOG_ALL_EVENTS": "true",
+    }
+    # The copy at its own path too: what OpenHands' local runtime (and the stand-in) write to.
+    volumes = {str(copy): {"bind": str(copy), "mode": "rw"}, str(state): {"bind": "/.openhands", "mode": "rw"}}
+    if DOCKER_SOCKET.is_socket():
+        volumes[str(DOCKER_SOCKET)] = {"bind": str(DOCKER_SOCKET), "mode": "rw"}
+    return env, volumes
+
+
 def generate_with_openhands(
     setup: OpenHandsSetup,
     project: ProjectRef,
@@ -329,6 +353,7 @@ def generate_with_openhands(
     failures: str = "",
     kept: list[str] | None = None,
     survivors: list[Mutant] | None = None,
+    changed_lines: list[int] | None = None,
 ) -> Generated:
     """One OpenHands run; the tests it left come back as workspace/test_covsweep_<round_no>.py."""
     scratch = workspace / f"openhands-{round_no}"
@@ -338,20 +363,17 @@ def generate_with_openhands(
         copy_target(project.target, copy)
         prepare_workspace(state)
         test_file = test_file_for(project, module)
-        task = task_text(project, module, coverage, test_file, failures=failures, kept=kept, survivors=survivors)
-        env = {
-            "LLM_MODEL": setup.model,
-            "LLM_API_KEY": setup.api_key.get_secret_value(),
-            "LLM_BASE_URL": setup.base_url,
-            "SANDBOX_VOLUMES": f"{copy}:/workspace:rw",
-            "SANDBOX_RUNTIME_CONTAINER_IMAGE": setup.runtime_image,
-            "SANDBOX_USER_ID": str(os.getuid()),
-            "LOG_ALL_EVENTS": "true",
-        }
-        # The copy at its own path too: what OpenHands' local runtime (and the stand-in) write to.
-        volumes = {str(copy): {"bind": str(copy), "mode": "rw"}, str(state): {"bind": "/.openhands", "mode": "rw"}}
-        if DOCKER_SOCKET.is_socket():
-            volumes[str(DOCKER_SOCKET)] = {"bind": str(DOCKER_SOCKET), "mode": "rw"}
+        task = task_text(
+            project,
+            module,
+            coverage,
+            test_file,
+            failures=failures,
+            kept=kept,
+            survivors=survivors,
+            changed_lines=changed_lines,
+        )
+        env, volumes = container_spec(setup, copy, state)
         run = run_container(
             setup, ["python", "-m", "openhands.core.main", "-t", task], env, volumes, str(scratch), budget
         )

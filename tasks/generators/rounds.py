@@ -12,9 +12,10 @@ from tasks.core.errors import ModuleError
 from tasks.core.models import Attempt, FileCoverage, ModuleResult
 from tasks.core.settings import load
 from tasks.coverage.filtering import Covered, FilterResult
+from tasks.generators.examples import offline_round
 from tasks.generators.llm import generate_with_llm
 from tasks.generators.openhands import OpenHandsSetup, generate_with_openhands
-from tasks.generators.pynguin import generate_with_pynguin
+from tasks.generators.pynguin import Aim, generate_with_pynguin
 from tasks.llm.fallback import LLMGenerated, LLMGenerationError
 from tasks.llm.session import session_in_use
 
@@ -34,6 +35,20 @@ def covered_as_file(baseline: FileCoverage, covered: Covered) -> FileCoverage:
     )
 
 
+def pynguin_aim(job, covered: Covered, feedback: FilterResult | None) -> Aim:
+    """The lines Pynguin's search is spent on: the changed ones no test runs yet (--changed-since), else,
+    once earlier rounds kept tests, every line no test runs yet, else (coverage done, mutation score not)
+    the surviving mutants' lines; nothing kept yet: the whole module (line ranges would add nothing,
+    and 0.48 fails on some modules with them). It stops at its plateau at --coverage-target of them."""
+    baseline = job.baseline or FileCoverage()
+    missed = set(baseline.statements) - covered.lines
+    changed = missed.intersection(job.changed_lines or [])
+    kept_some = bool(covered.lines - set(baseline.executed_lines))
+    survivors = {m.line for m in feedback.survivors} if feedback else set()
+    lines = changed or (missed or survivors if kept_some else set())
+    return Aim(lines=sorted(lines), plateau_at=job.coverage_target)
+
+
 def pynguin_round(job, result: ModuleResult) -> Round:
     # Functions a round found Pynguin hangs in: later rounds leave them out from the start.
     ignored: list[str] = []
@@ -49,6 +64,7 @@ def pynguin_round(job, result: ModuleResult) -> Round:
             search_s=search_s,
             timeout=remaining,
             ignore=ignored,
+            aim=pynguin_aim(job, covered, feedback),
         )
         ignored[:] = generated.ignored
         result.validation.issues.extend(generated.issues)
@@ -124,6 +140,7 @@ def openhands_round(job, result: ModuleResult) -> Round:
                 failures=feedback.output if feedback else "",
                 kept=feedback.kept if feedback else None,
                 survivors=feedback.survivors if feedback else None,
+                changed_lines=job.changed_lines,
             )
         except ModuleError as exc:
             attempt(exc.info.type)
@@ -137,4 +154,10 @@ def openhands_round(job, result: ModuleResult) -> Round:
     return run
 
 
-ROUNDS: dict[str, Callable[..., Round]] = {"pynguin": pynguin_round, "llm": llm_round, "openhands": openhands_round}
+def offline(job, result: ModuleResult) -> Round:
+    """The offline generator (--generator pynguin, and the fallback of the others): the examples
+    generator first, Pynguin on what it leaves (tasks/generators/examples.py `offline_round`)."""
+    return offline_round(job, result, pynguin_round(job, result))
+
+
+ROUNDS: dict[str, Callable[..., Round]] = {"pynguin": offline, "llm": llm_round, "openhands": openhands_round}

@@ -60,8 +60,8 @@ class LLMGenerated(BaseModel):
 class LLMGenerationError(ModuleError):
     """A ModuleError that also carries what the failed round cost, for the report's metadata."""
 
-    def __init__(self, type: ErrorType, message: str, tally: _Tally):
-        super().__init__(type, message)
+    def __init__(self, type: ErrorType, message: str, tally: _Tally, *, run_wide: bool = False):
+        super().__init__(type, message, run_wide=run_wide)
         self.attempts = list(tally.attempts)
         self.tokens_used, self.cost_usd, self.retries = tally.tokens_used, tally.cost_usd, tally.retries
 
@@ -91,8 +91,8 @@ class _Tally:
         self.prompt_tokens += usage.prompt_tokens
         self.completion_tokens += usage.completion_tokens
 
-    def error(self, type: ErrorType, message: str) -> LLMGenerationError:
-        return LLMGenerationError(type, message, self)
+    def error(self, type: ErrorType, message: str, *, run_wide: bool = False) -> LLMGenerationError:
+        return LLMGenerationError(type, message, self, run_wide=run_wide)
 
 
 def _logger() -> logging.Logger | logging.LoggerAdapter:
@@ -189,8 +189,12 @@ class _ChainWalk:
                 return generated
         failures = self.failures
         last = list(failures.values())[-1] if failures else LLMError("connection", "no model configured")
+        # Every model's breaker open: no module of the run gets an answer until their cooldown ends.
+        every_breaker_open = all(self.session.breakers[m].state == "open" for m in models) and bool(models)
         raise self.tally.error(
-            REPORTED.get(last.type, last.type), f"no model gave a usable answer: {_summary(failures)}"
+            REPORTED.get(last.type, last.type),
+            f"no model gave a usable answer: {_summary(failures)}",
+            run_wide=every_breaker_open,
         )
 
     def ask(self, turn: _ModelTurn) -> LLMGenerated | None:

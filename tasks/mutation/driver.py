@@ -395,8 +395,11 @@ def choose(job: dict, listed: list[dict]) -> list[dict]:
     return [listed[i] for i in even_sample([m["line"] for m in listed], job["max_mutants"])]
 
 
-def conclude(output: str, chosen: list[dict], verdicts: dict[str, str | None]) -> str | None:
-    """Fill in each mutant's status; the error when the engine gave no verdict at all."""
+def conclude(
+    output: str, chosen: list[dict], verdicts: dict[str, str | None], *, out_of_time: bool = False
+) -> str | None:
+    """Fill in each mutant's status; the error when the engine gave no verdict at all. Stopped at the
+    deadline, a mutant without a verdict stays untried: a timeout of the run, not an engine failure."""
     for mutant in chosen:
         mutant["status"] = verdicts.get(mutant["name"])
     if not chosen or any(m["status"] for m in chosen):
@@ -404,6 +407,8 @@ def conclude(output: str, chosen: list[dict], verdicts: dict[str, str | None]) -
     if any(marker in output for marker in UNREACHED):
         for mutant in chosen:
             mutant["status"] = "survived"
+        return None
+    if out_of_time:
         return None
     tail = [line.strip() for line in output.replace("\r", "\n").splitlines() if line.strip()][-3:]
     return "mutmut gave no verdict: " + (" | ".join(tail) or "no output")[:500]
@@ -479,7 +484,7 @@ def run_one(job: dict, workspace: Path, started: float) -> dict:
             mutant["status"] = None
     else:
         output, verdicts = evaluate(work, source_file, [m["name"] for m in described], job["max_children"], deadline)
-        error = conclude(output, described, verdicts)
+        error = conclude(output, described, verdicts, out_of_time=time.monotonic() >= deadline)
     seconds = {"list": listed_at - started, "engine": time.monotonic() - listed_at}
     return {"mutants": described, "error": error, "listed": len(listed), "seconds": seconds}
 

@@ -11,7 +11,8 @@ from tasks.core.models import ProjectRef
 PER_TEST_TIMEOUT_S = 30
 
 
-def pytest_args(paths: list[Path], junit: Path | None = None) -> str:
+def pytest_args(paths: list[Path | str], junit: Path | None = None) -> str:
+    """pytest's arguments for these paths or node ids, with a JUnit XML report when `junit` is given."""
     args = [
         "-m",
         "pytest",
@@ -21,6 +22,8 @@ def pytest_args(paths: list[Path], junit: Path | None = None) -> str:
         "--tb=native",
         "-o",
         "addopts=",
+        "-o",
+        "junit_family=xunit1",  # each test's file in the XML: its node id, to run it again alone
         f"--timeout={PER_TEST_TIMEOUT_S}",
     ]
     if junit:
@@ -51,3 +54,23 @@ def junit_outcomes(junit: Path, stem: str) -> dict[str, bool]:
         )
         results[qualname] = results.get(qualname, True) and not bad
     return results
+
+
+def _bad(case: ET.Element) -> bool:
+    return any(child.tag in ("failure", "error") for child in case)
+
+
+def junit_node_ids(junit: Path) -> list[tuple[str, bool]]:
+    """(node id, passed) of each test in the order they ran, from a pytest run's JUnit XML (xunit1:
+    it names each test's file). A test whose setup and teardown both failed is there once."""
+    if not junit.exists():
+        return []
+    cases: dict[str, bool] = {}
+    for case in ET.parse(junit).iter("testcase"):
+        file = case.get("file")
+        if not file or not file.endswith(".py"):
+            continue
+        within = case.get("classname", "").removeprefix(file.removesuffix(".py").replace("/", ".")).lstrip(".")
+        node_id = "::".join([file, *(within.split(".") if within else []), case.get("name", "")])
+        cases[node_id] = cases.get(node_id, True) and not _bad(case)
+    return list(cases.items())
