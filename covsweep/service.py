@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import random
@@ -46,6 +47,10 @@ from tasks.history.reports import ResultUnavailable, stored_patch, stored_result
 
 # How long a submission keeps asking a server that answers 503 (SQLite's "database is locked").
 SUBMIT_PATIENCE_S = 180.0
+# Between two attempts, a random wait (apart from the others refused with it) of half to all of a bound
+# that doubles from the first to the last: quick while the server is busy for a moment, gentler when it
+# stays busy.
+RETRY_FIRST_S, RETRY_LAST_S = 1.0, 8.0
 # A request whose answer never came (or came cut off): the server may have acted on it.
 UNANSWERED = (httpx.TimeoutException, httpx.ReadError, httpx.RemoteProtocolError)
 FINAL = [StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED]
@@ -113,13 +118,14 @@ def submit(parameters: dict[str, Any], priority: str) -> FlowRun:
 
 def _create_run(client: SyncPrefectClient, deployment_id: UUID, parameters: dict[str, Any], priority: str) -> FlowRun:
     """Prefect's client waits 2, 4, ... 32 s between answers of 503: a burst of twenty submissions then
-    takes minutes. A SQLite server refuses an insert only while another one commits, so ask again after
-    about a second instead, for a while. An answer that never came may hide a run that was made: one
-    idempotency key for every attempt lets the server hand that run back instead of making a second."""
+    takes minutes. A SQLite server refuses an insert only while another one commits, so ask again within
+    a second at first, then less often (RETRY_FIRST_S to RETRY_LAST_S), for SUBMIT_PATIENCE_S. An answer
+    that never came may hide a run that was made: one idempotency key for every attempt lets the server
+    hand that run back instead of making a second."""
     deadline = time.monotonic() + SUBMIT_PATIENCE_S
     key = f"covsweep-submit-{uuid4()}"
     with temporary_settings({PREFECT_CLIENT_MAX_RETRIES: 0}):
-        while True:
+        for attempt in itertools.count():
             try:
                 return client.create_flow_run_from_deployment(
                     deployment_id,
@@ -129,12 +135,19 @@ def _create_run(client: SyncPrefectClient, deployment_id: UUID, parameters: dict
                     idempotency_key=key,
                 )
             except PrefectHTTPStatusError as exc:
-                if exc.response.status_code != 503 or time.monotonic() > deadline:
+                if exc.response.status_code != 503 or _patience_spent(attempt, deadline):
                     raise
             except UNANSWERED:
-                if time.monotonic() > deadline:
+                if _patience_spent(attempt, deadline):
                     raise
-            time.sleep(random.uniform(0.0, 1.0))  # apart from the others that were refused with it
+            bound = min(RETRY_LAST_S, RETRY_FIRST_S * 2**attempt)
+            time.sleep(random.uniform(bound / 2, bound))
+
+
+def _patience_spent(attempt: int, deadline: float) -> bool:
+    """Asked at least twice, and for SUBMIT_PATIENCE_S: a first answer slow enough to use it all up
+    (a loaded host, a server busy for that long) still gets one more try."""
+    return attempt > 0 and time.monotonic() > deadline
 
 
 @dataclass

@@ -179,14 +179,13 @@ def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 20.0) -> N
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
 
 
-@pytest.fixture
-def git_daemon(origin) -> Iterator[str]:
-    """`git daemon` serving the origin's folder, pushes allowed: the URL of the origin through it."""
+def served_by_git_daemon(origin: Origin, *options: str) -> Iterator[str]:
+    """`git daemon` serving the origin's folder with `options`: the URL of the origin through it."""
     port = free_port()
     base = origin.bare.parent
     proc = subprocess.Popen(
         ["git", "daemon", "--reuseaddr", "--listen=127.0.0.1", f"--port={port}", f"--base-path={base}",
-         "--export-all", "--enable=receive-pack", str(base)],
+         "--export-all", *options, str(base)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -196,6 +195,18 @@ def git_daemon(origin) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture
+def git_daemon(origin) -> Iterator[str]:
+    """Pushes allowed."""
+    yield from served_by_git_daemon(origin, "--enable=receive-pack")
+
+
+@pytest.fixture
+def read_only_git_daemon(origin) -> Iterator[str]:
+    """As `git daemon` serves by default: fetches only, no receive-pack."""
+    yield from served_by_git_daemon(origin)
 
 
 class GitHTTPServer(ThreadingHTTPServer):

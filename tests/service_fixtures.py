@@ -297,13 +297,14 @@ def api(service: Service):
 
 
 def submit(service: Service, target: Path, *args: str) -> str:
-    started = time.monotonic()
     result = run_cli("submit", str(target), "--generator", "none", "--timeout", "120", *args, env=service.env)
-    elapsed = time.monotonic() - started
     assert result.returncode == 0, result.stderr
     run_id = result.stdout.strip()
     uuid.UUID(run_id)  # stdout is the id alone, for RUN=$(covsweep submit ...)
-    assert elapsed < 30, f"submit took {elapsed:.1f}s"
+    # It returns at once, not when the run ends: on a loaded host a CLI's start alone may take half a
+    # minute, and the run (a worker's poll, a process of its own, a sandbox) takes longer still.
+    run = flow_runs(service, [run_id])[run_id]
+    assert not (run.state and run.state.is_final()), f"submit returned after its run ended {run.state.name}"
     return run_id
 
 
@@ -320,6 +321,21 @@ def wait_until(what: str, check, timeout: float, poll: float = 0.5):
             return value
         time.sleep(poll)
     raise AssertionError(f"{what}: not within {timeout:g}s")
+
+
+def wait_while_finishing(service: Service, ids: list[str], stalled_s: float, poll: float = 1.0) -> dict[str, str]:
+    """Each run's state type once all of them are final. How long that takes depends on the host's load
+    and is no promise of the service's: this fails only when no run became final for `stalled_s`."""
+    finished, deadline = 0, time.monotonic() + stalled_s
+    while True:
+        states = {i: r.state.type.value for i, r in flow_runs(service, ids).items() if r.state is not None}
+        final = [i for i, s in states.items() if s in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")]
+        if len(final) == len(ids):
+            return states
+        if len(final) > finished:
+            finished, deadline = len(final), time.monotonic() + stalled_s
+        assert time.monotonic() < deadline, f"no run became final for {stalled_s:g}s: {finished} of {len(ids)}"
+        time.sleep(poll)
 
 
 def flow_runs(service: Service, ids: list[str]) -> dict[str, FlowRun]:

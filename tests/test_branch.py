@@ -153,6 +153,17 @@ def test_a_push_without_permission_says_so(http_remote, tmp_path):
     assert "\n" not in message and http_remote.token not in message
 
 
+def test_a_push_to_a_read_only_git_daemon_says_permission_denied(origin, read_only_git_daemon, tmp_path):
+    made = cloned_with_tests(read_only_git_daemon, None, tmp_path / "clone")
+    before = origin.refs()
+    with pytest.raises(InputError) as refused:
+        deliver(made, read_only_git_daemon, "covsweep/ro")
+    message = str(refused.value)
+    assert message.startswith(f"push to {read_only_git_daemon} refused, permission denied: "), message
+    assert "access denied" in message and "\n" not in message
+    assert origin.refs() == before
+
+
 def test_an_invalid_branch_name_is_refused(origin, tmp_path):
     made = cloned_with_tests(origin.url, None, tmp_path / "clone")
     with pytest.raises(InputError, match="is not a valid branch name"):

@@ -306,6 +306,27 @@ def test_a_push_the_remote_refuses_is_exit_2_saying_why(origin, git_daemon, fake
 
 @pytest.mark.docker
 @pytest.mark.server
+def test_a_push_to_a_remote_that_may_only_be_read_is_exit_2_saying_permission_denied(
+    origin, read_only_git_daemon, fake_llm, sandbox_image, tmp_path
+):
+    before = origin.refs()
+    result = covsweep(
+        tmp_path / "here", fake_llm, read_only_git_daemon, "--deliver", "branch", "--branch", "covsweep/t"
+    )
+
+    assert result.returncode == 2, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("covsweep: error:")]
+    patch = tmp_path / "here" / ".covsweep" / "covsweep.patch"
+    assert len(errors) == 1 and errors[0].startswith(
+        f"covsweep: error: push to {read_only_git_daemon} refused, permission denied: "
+    ), errors
+    assert errors[0].endswith(f"; the tests are in {patch}")
+    assert origin.refs() == before
+    assert_applies_and_passes(patch, origin.url, origin.second, tmp_path / "fresh")
+
+
+@pytest.mark.docker
+@pytest.mark.server
 @pytest.mark.parametrize("given", ["in the url", "as COVSWEEP_GIT_TOKEN"])
 def test_a_token_shows_in_nothing_the_run_leaves(
     http_remote, process_watch, origin, fake_llm, sandbox_image, tmp_path, given

@@ -24,6 +24,12 @@ from tests.helpers import independent_measurement, percent, snapshot, write_proj
 pytestmark = pytest.mark.docker
 
 
+# A module's budget that a loaded 2-core host meets, for tests about what a run writes or how a module
+# fails, not about how fast: Pynguin alone may take a minute to start there, and a module waits for a
+# sandbox slot within its budget.
+ROOMY_TIMEOUT_S = 300
+
+
 def _without_outputs(files: dict[str, bytes]) -> dict[str, bytes]:
     return {k: v for k, v in files.items() if not k.startswith(("tests/generated/", ".covsweep/"))}
 
@@ -198,7 +204,9 @@ def test_a_users_file_of_the_same_name_is_never_touched(prefect_api, example):
     users = example / "tests" / "generated" / "test_shop_money.py"
     users.parent.mkdir(parents=True)
     users.write_text("def test_mine():\n    assert True\n")
-    report = spec_to_production(target=str(example), timeout=60, max_iterations=1, modules=["shop/money.py"])
+    report = spec_to_production(
+        target=str(example), timeout=ROOMY_TIMEOUT_S, max_iterations=1, modules=["shop/money.py"]
+    )
     assert users.read_text() == "def test_mine():\n    assert True\n"
     assert report.modules[0].generated_files == ["tests/generated/test_shop_money_covsweep.py"]
 
@@ -223,7 +231,7 @@ def test_hostile_modules_fail_alone_and_touch_nothing(prefect_api, sandbox_image
     target = write_project(tmp_path / "proj", files)
     before = snapshot(target)
 
-    report = spec_to_production(target=str(target), timeout=45, max_iterations=1, reruns=2)
+    report = spec_to_production(target=str(target), timeout=ROOMY_TIMEOUT_S, max_iterations=1, reruns=2)
 
     modules = {m.module: m for m in report.modules}
     expected = {
@@ -247,7 +255,9 @@ def test_hostile_modules_fail_alone_and_touch_nothing(prefect_api, sandbox_image
 
 
 def test_an_unchanged_module_is_not_generated_again(prefect_api, example):
-    params = dict(target=str(example), timeout=150, max_iterations=1, modules=["shop/cart.py"], mutation="off")
+    params = dict(
+        target=str(example), timeout=ROOMY_TIMEOUT_S, max_iterations=1, modules=["shop/cart.py"], mutation="off"
+    )
     first = spec_to_production(**params)
     assert first.modules[0].status != "skipped" and first.modules[0].tests.proposed > 0
     generated = sorted((example / "tests" / "generated").glob("*.py"))

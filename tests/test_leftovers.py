@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from contextlib import suppress
 
 import docker
@@ -19,18 +20,21 @@ DAY = 24 * 3600
 @pytest.mark.docker
 def test_an_ended_sandbox_container_is_removed_once_it_is_old_enough(sandbox_image, tmp_path):
     client = docker.from_env()
+    # A sweep this eager would take the just-ended containers of other sessions on the daemon: only
+    # this test's are swept.
+    labels = {LABEL: "1", "covsweep.test": uuid.uuid4().hex}
     # Mounting tmp_path ties it to this test for the no-container-left-behind check.
     ended = client.containers.run(
         sandbox_image,
         ["true"],
-        labels={LABEL: "1"},
+        labels=labels,
         detach=True,
         volumes={str(tmp_path): {"bind": "/mnt", "mode": "ro"}},
     )
     going = client.containers.run(
         sandbox_image,
         ["sleep", "60"],
-        labels={LABEL: "1"},
+        labels=labels,
         detach=True,
         volumes={str(tmp_path): {"bind": "/mnt", "mode": "ro"}},
     )
@@ -38,7 +42,7 @@ def test_an_ended_sandbox_container_is_removed_once_it_is_old_enough(sandbox_ima
         ended.wait(timeout=60)
         assert ended.id[:12] not in remove_leftovers(client, older_than_s=3600)  # may still be its run's
         time.sleep(1.5)
-        removed = remove_leftovers(client, older_than_s=1)
+        removed = remove_leftovers(client, older_than_s=1, among=f"covsweep.test={labels['covsweep.test']}")
         assert ended.id[:12] in removed and going.id[:12] not in removed  # a running one is a live run's
         with pytest.raises(NotFound):
             client.containers.get(ended.id)

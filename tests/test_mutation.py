@@ -256,6 +256,36 @@ def test_a_run_that_was_only_slow_once_is_not_a_timeout(docker_config, tmp_path)
     assert run.score.timeout == 0
 
 
+@pytest.mark.docker
+def test_mutant_runs_slowed_down_every_time_by_a_busy_host_are_not_timeouts(docker_config, tmp_path):
+    target = write_project(
+        tmp_path / "doubling",
+        {
+            "doubling.py": "def double(x):\n    return x * 2\n",
+            "tests/test_doubling.py": """
+                import os
+                import time
+
+                from doubling import double
+
+
+                def test_double():
+                    # Every mutant's run takes seconds, as on a host busy with other work; the tests'
+                    # own time, which mutmut measures once on the unmutated module, stays a millisecond.
+                    if "__mutmut_" in os.environ.get("MUTANT_UNDER_TEST", ""):
+                        time.sleep(6)
+                    assert double(2) == 4
+            """,
+        },
+    )
+    project = discover(target)
+    run = mutate_module(
+        docker_config, project, project.modules[0], [target / "tests/test_doubling.py"], tmp_path / "ws", timeout=180
+    )
+    assert run.mutants and run.unfinished == 0
+    assert {m.status for m in run.mutants} == {"killed"}, [(m.mutated, m.status) for m in run.mutants]
+
+
 def _mutmut_by_hand(config, project: Project, workspace: Path, tests: str) -> dict[str, str]:
     """`mutmut run` and `mutmut results --all true` on a copy, configured as mutmut's README says."""
     hand = workspace / "hand"

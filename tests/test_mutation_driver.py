@@ -7,8 +7,8 @@ import tomllib
 import pytest
 
 from tasks.mutation.driver import (
-    CONFIRM_LIMIT,
     conclude,
+    confirm_limit,
     even_sample,
     lay_out,
     pytest_config,
@@ -109,13 +109,28 @@ def test_the_copy_holds_the_package_the_tests_and_mutmuts_configuration(tmp_path
     ]
     assert set(config["also_copy"]) == {"tests", "conftest.py", "covsweep_candidates", "covsweep-pytest.toml"}
     assert config["pytest_add_cli_args"][-2:] == ["-c", str(work / "mutants/covsweep-pytest.toml")]
-    # Tests that took 0.5 s on the module: a mutant gets 3 x 0.5 + 1 s, then 10 x 0.5 + 5 s to confirm a timeout.
+    # Tests that took 0.5 s on the module: a mutant gets 3 x 0.5 + 1 s, then more to confirm a timeout.
     assert config["timeout_multiplier"] * (0.5 + config["timeout_constant"]) == pytest.approx(3 * 0.5 + 1)
-    set_limit(work, CONFIRM_LIMIT)
+    set_limit(work, confirm_limit([0.3]))
     config = tomllib.loads((work / "pyproject.toml").read_text())["tool"]["mutmut"]
     assert config["timeout_multiplier"] * (0.5 + config["timeout_constant"]) == pytest.approx(10 * 0.5 + 5)
     assert config["only_mutate"] == ["src/shop/money.py"]
     assert snapshot(target) == before
+
+
+def _confirm_wall_s(tests_s: float, finished_s: list[float]) -> float:
+    """mutmut's wall limit per mutant, (tests' time + constant) x multiplier, at confirm_limit."""
+    multiplier, constant = confirm_limit(finished_s)
+    return multiplier * (tests_s + constant)
+
+
+def test_a_timeout_is_confirmed_at_a_limit_that_grows_with_how_slow_mutant_runs_are_now():
+    # An idle host: pytest starts in a fraction of a second, the floor of 5 s holds.
+    assert _confirm_wall_s(0.5, [0.2, 0.4]) == pytest.approx(10 * 0.5 + 5)
+    # A loaded one: each mutant's run took 2 s although the tests alone take 0.5 ms.
+    assert _confirm_wall_s(0.0005, [0.3, 2.0]) == pytest.approx(10 * 0.0005 + 10 * 2.0)
+    # Every run outlasted the first limit: the host is at least that slow.
+    assert _confirm_wall_s(0.0005, []) == pytest.approx(10 * 0.0005 + 10 * 1.0)
 
 
 def test_one_test_of_a_candidate_is_selected_by_its_pytest_id(tmp_path):

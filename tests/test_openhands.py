@@ -235,7 +235,7 @@ def openhands_containers(label_part: str) -> list[str]:
 
     return [
         c.name
-        for c in docker.from_env().containers.list(all=True, filters={"label": SCRATCH_LABEL})
+        for c in docker.from_env().containers.list(all=True, filters={"label": SCRATCH_LABEL}, ignore_removed=True)
         if label_part in c.labels.get(SCRATCH_LABEL, "")
     ]
 
@@ -441,7 +441,8 @@ run_container(setup, ["python", "-m", "openhands.core.main", "-t", "write /works
         # Ended by its own timeout (status 124), SIGTERM first: its budget of 4 s and the 1 s of grace passed.
         assert container.status == "exited" and container.attrs["State"]["ExitCode"] == 124
         time.sleep(1.5)
-        assert container.id[:12] in remove_leftovers(client, older_than_s=1)
+        # Only this test's: a sweep this eager would take the just-ended containers of other sessions.
+        assert container.id[:12] in remove_leftovers(client, older_than_s=1, among=f"{SCRATCH_LABEL}={scratch}")
         with pytest.raises(NotFound):
             client.containers.get(container.id)
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from contextlib import suppress
@@ -58,8 +59,8 @@ def assert_container_gone(container_id: str) -> None:
     client = docker.from_env()
     with pytest.raises(NotFound):
         client.containers.get(container_id)
-    # Whatever the label filter shows belongs to other runs, never to this one.
-    for other in client.containers.list(all=True, filters={"label": LABEL}):
+    # Whatever the label filter shows belongs to other runs, never to this one (which may come and go).
+    for other in client.containers.list(all=True, filters={"label": LABEL}, ignore_removed=True):
         assert not other.id.startswith(container_id)
 
 
@@ -179,6 +180,30 @@ def test_timeout_kills_the_script_and_removes_its_container(docker_config, works
     assert elapsed < 30
     assert_container_gone((workspace / "cid").read_text().strip())
     assert host_processes_with(sleeper) == []
+
+
+@pytest.mark.docker
+def test_a_container_another_process_removes_mid_run_is_a_failed_run_not_an_error(docker_config, workspace, target):
+    """The leftover sweep of another run (or session) on the same daemon may remove it before its waiter
+    has read its output."""
+    cid = workspace / "cid"
+    sweeper_done = threading.Event()
+
+    def sweep_it() -> None:
+        deadline = time.monotonic() + 60
+        while not (cid.exists() and cid.read_text().strip()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        docker.from_env().containers.get(cid.read_text().strip()).remove(force=True)
+        sweeper_done.set()
+
+    sweeper = threading.Thread(target=sweep_it, daemon=True)
+    sweeper.start()
+    result = run(docker_config, f"hostname > {workspace}/cid; sleep 60; echo never", workspace, target, timeout=90)
+    sweeper.join(30)
+    assert sweeper_done.is_set(), "the container was never seen running"
+    assert not result.ok and "never" not in result.output
+    assert result.duration_s < 60  # it did not wait out the script's sleep
+    assert_container_gone(cid.read_text().strip())
 
 
 @pytest.mark.docker

@@ -12,7 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx
 import pytest
+from prefect.exceptions import PrefectHTTPStatusError
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from covsweep import (
@@ -30,13 +32,14 @@ from tests.service_fixtures import (
     small_shop,
     submit,
     wait_for_report,
-    wait_until,
+    wait_while_finishing,
 )
 
 pytestmark = pytest.mark.docker
 
 LOAD = 20
-POOL_LIMIT = 4  # flow runs at once on the pool: here the twenty quick runs take one to two minutes
+POOL_LIMIT = 4  # flow runs at once on the pool: here the twenty quick runs take two to six minutes
+STALLED_S = 300  # more than one quick run takes on a loaded host, waiting its turn on the pool included
 
 
 @pytest.fixture(scope="module")
@@ -61,11 +64,13 @@ class RunsGoing:
         )
 
         going = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=["PENDING", "RUNNING"])))
+        pool = WorkPoolFilter(name=WorkPoolFilterName(any_=["covsweep"]))
         with api(self.service) as client:
             while not self._stop.wait(0.5):
-                count = client.count_flow_runs(
-                    flow_run_filter=going, work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=["covsweep"]))
-                )
+                try:
+                    count = client.count_flow_runs(flow_run_filter=going, work_pool_filter=pool)
+                except (httpx.HTTPError, PrefectHTTPStatusError):
+                    continue  # a server too busy to answer this once: one sample fewer, not a sampler gone
                 self.most = max(self.most, count)
 
     def __enter__(self) -> RunsGoing:
@@ -104,13 +109,8 @@ def test_twenty_submissions_at_once_all_queue_and_complete(service, tmp_path):
         still_open = [i for i, r in flow_runs(service, ids).items() if not r.state.is_final()]
         assert all(i in listed.stdout for i in still_open)  # open when `queue` ran, so listed by it
 
-        def all_final():
-            states = {i: r.state.type.value for i, r in flow_runs(service, ids).items()}
-            return (
-                states if all(s in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") for s in states.values()) else None
-            )
-
-        states = wait_until("all twenty runs final", all_final, 360, poll=1)
+        # However long a loaded host takes for them all, runs keep ending: a few minutes without one is stuck.
+        states = wait_while_finishing(service, ids, STALLED_S)
     assert set(states.values()) == {"COMPLETED"}, states
     assert 1 <= going.most <= POOL_LIMIT  # the pool's limit holds under load
 
@@ -237,6 +237,7 @@ def test_submit_to_a_server_busy_for_too_long_says_so_in_one_line(busy_api, monk
     out, err = capsys.readouterr()
     assert out == "" and len(err.strip().splitlines()) == 1, err
     assert "answered 503 Service Unavailable" in err and "try later" in err
+    # Asked again however slow the first answer was, then after at least 0.5, 1 and 2 s: not hammered.
     assert 2 <= len(busy_api.creates) < 5
 
 

@@ -18,6 +18,9 @@ from tasks.project.repository import AUTH_FAILURES, access_error, remote_refs
 AUTHOR = ("covsweep", "covsweep@localhost")
 # What git prints when the branch appeared on the remote after it was looked for.
 BRANCH_TAKEN = ("stale info", "already exists", "non-fast-forward", "fetch first")
+# What a remote that may be read but not written says to a push: `git daemon` without receive-pack,
+# a forge's deploy key or role without write access.
+PUSH_DENIED = ("access denied", "denied to", "not allowed to push")
 
 
 class Pushed(BaseModel):
@@ -83,7 +86,7 @@ def _refused(remote: Remote, branch: str, error: GitError) -> InputError:
         if line.startswith("remote:") and line.removeprefix("remote:").strip()
     )
     quoted = f" (the remote said: {said})" if said else ""
-    if any(sign in text for sign in AUTH_FAILURES):
+    if any(sign in text for sign in AUTH_FAILURES + PUSH_DENIED):
         return InputError(f"push to {remote.url} refused, permission denied: {explanation(error.output)}{quoted}")
     rejected = [line.split("(", 1)[-1].rstrip(")") for line in error.output.splitlines() if "[remote rejected]" in line]
     if rejected:

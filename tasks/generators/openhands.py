@@ -29,7 +29,7 @@ from tasks.coverage.testfile import TestFileBuilder
 from tasks.generators.pynguin import Generated
 from tasks.llm.config import LLMConfig
 from tasks.llm.prompts import describe_missing, missing, surviving_mutants
-from tasks.sandbox.containers import covsweep_container, docker_client
+from tasks.sandbox.containers import covsweep_container, docker_client, gone
 from tasks.sandbox.images import image_exists
 from tasks.sandbox.runner import prepare_workspace
 from tasks.sandbox.snapshot import project_files
@@ -292,6 +292,9 @@ def _watch(container, setup: OpenHandsSetup, started: float, timeout: float) -> 
             exit_code = container.wait(timeout=60)["StatusCode"]
         except requests.RequestException:
             killed = "timeout"  # its output stream broke off, yet it runs on
+        except APIError as exc:
+            if not gone(exc):  # else another process removed it: what it wrote is all there is
+                raise
     if killed:
         _stop(container)
         reader.join(STOP_GRACE_S)

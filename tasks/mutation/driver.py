@@ -37,9 +37,13 @@ ENGINE_LOG = "engine.log"
 # Per mutant: 3 x the covering tests' own time on the unmutated module + 1 s. mutmut's wall limit is
 # (tests' time + constant) x multiplier: (multiplier, constant).
 FIRST_LIMIT = (3.0, 1.0 / 3.0)
-# A timeout counts as a kill, and on a loaded host a run that would pass can outlast the first
-# limit: a timeout is tried once more, at 10 x + 5 s, before it counts.
-CONFIRM_LIMIT = (10.0, 0.5)
+# A timeout counts as a kill, and on a loaded host a run that would pass can outlast the first limit:
+# the tests' own time, measured once, leaves out pytest's start in each mutant's process and how busy
+# the host is now. So a timeout is tried once more before it counts, at 10 x the tests' time plus the
+# larger of a floor and 10 x the slowest mutant run that just finished (a measure of both).
+CONFIRM_MULTIPLIER = 10.0
+CONFIRM_FLOOR_S = 5.0
+CONFIRM_SLOWDOWN = 10.0
 RESULT_MARGIN_S = 5.0  # of the budget, kept for stopping the engine and writing the result
 STOP_GRACE_S = 3.0
 # mutmut's statuses (mutmut.stats.status_by_exit_code) that are not a kill: the tests passed, or
@@ -207,6 +211,13 @@ def timeout_settings(limit: tuple[float, float]) -> list[str]:
     return [f"timeout_multiplier = {multiplier!r}", f"timeout_constant = {constant!r}"]
 
 
+def confirm_limit(finished_s: list[float]) -> tuple[float, float]:
+    """The limit a timeout is tried again at, from how long the mutant runs that finished (killed or
+    survived) took in the first pass; none finished: the host is at least as slow as the first limit."""
+    measured = max(finished_s, default=FIRST_LIMIT[0] * FIRST_LIMIT[1])
+    return CONFIRM_MULTIPLIER, max(CONFIRM_FLOOR_S, CONFIRM_SLOWDOWN * measured) / CONFIRM_MULTIPLIER
+
+
 def set_limit(work: Path, limit: tuple[float, float]) -> None:
     """The per-mutant limit of the next `mutmut run` (the last keys of its only table)."""
     config = work / "pyproject.toml"
@@ -342,15 +353,25 @@ def run_engine(work: Path, names: list[str], max_children: int, deadline: float)
     return log.read_text(errors="replace")
 
 
+def _meta(source_file: str) -> dict:
+    """mutmut's record of the module's mutants: exit code and duration of each one's last run."""
+    try:
+        return json.loads((Path("mutants") / f"{source_file}.meta").read_text())
+    except (OSError, ValueError):
+        return {}  # never written, or cut off mid-write by the stop
+
+
 def read_verdicts(source_file: str) -> dict[str, str | None]:
     from mutmut.stats import status_by_exit_code
 
-    meta = Path("mutants") / f"{source_file}.meta"
-    try:
-        codes = json.loads(meta.read_text())["exit_code_by_key"]
-    except (OSError, ValueError, KeyError):
-        return {}  # never written, or cut off mid-write by the stop
+    codes = _meta(source_file).get("exit_code_by_key", {})
     return {name: verdict(status_by_exit_code[code]) if code is not None else None for name, code in codes.items()}
+
+
+def finished_durations(source_file: str, verdicts: dict[str, str | None]) -> list[float]:
+    """How long each mutant run that ended by itself (killed or survived) took."""
+    durations = _meta(source_file).get("durations_by_key", {})
+    return [durations[name] for name, seen in verdicts.items() if seen in ("killed", "survived") and name in durations]
 
 
 def engine_main(max_children: str, names: list[str]) -> None:
@@ -394,13 +415,13 @@ def conclude(
 
 
 def evaluate(work: Path, source_file: str, names: list[str], max_children: int, deadline: float):
-    """mutmut's verdicts on `names`, each timeout confirmed by a second run at CONFIRM_LIMIT (a
+    """mutmut's verdicts on `names`, each timeout confirmed by a second run at confirm_limit (a
     timeout the deadline leaves unconfirmed stands). Returns the engine's output and the verdicts."""
     output = run_engine(work, names, max_children, deadline)
     verdicts = read_verdicts(source_file)
     hung = [name for name in names if verdicts.get(name) == "timeout"]
     if hung and time.monotonic() < deadline:
-        set_limit(work, CONFIRM_LIMIT)
+        set_limit(work, confirm_limit(finished_durations(source_file, verdicts)))
         output += run_engine(work, hung, max_children, deadline)
         confirmed = read_verdicts(source_file)
         verdicts |= {name: confirmed[name] for name in hung if confirmed.get(name) is not None}

@@ -2,8 +2,9 @@
 
 The module is mutated in a writable copy inside the workspace (the target stays read-only), only the
 given tests run against each mutant, each mutant's run stops at its first failing test and after
-3 x its tests' own time + 1 s (a hang is a `timeout`, counted as killed), and the whole run is bounded
-by `timeout`: mutants it leaves untried are `unfinished`, not counted.
+3 x its tests' own time + 1 s; a mutant stopped there is tried again at a limit that grows with how
+long the other mutants' runs took (driver.confirm_limit) before it is a `timeout` (counted as killed).
+The whole run is bounded by `timeout`: mutants it leaves untried are `unfinished`, not counted.
 """
 
 from __future__ import annotations

@@ -7,11 +7,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 
 import docker
 import requests
-from docker.errors import DockerException, NotFound
+from docker.errors import APIError, DockerException, NotFound
 from docker.models.containers import Container
 
 from tasks.core.errors import InputError
@@ -22,6 +22,9 @@ LABEL = "covsweep.container"
 DEADLINE_LABEL = "covsweep.deadline"
 # A container also ends itself this long after its budget: its waiter may be dead (a killed worker).
 SELF_KILL_GRACE_S = 30
+
+# What Docker answers (409 Conflict) about a container another process is removing: as good as gone.
+BEING_REMOVED = ("removal of container", "marked for removal", "is being removed")
 
 # One client per thread, made and pinged once: docker-py promises no thread safety, and a client per
 # sandbox run would cost two extra requests each (the API version and the ping).
@@ -77,5 +80,24 @@ def covsweep_container(
         container.start()
         yield container
     finally:
-        with suppress(NotFound):  # the sweep of another run removed it meanwhile
-            container.remove(force=True)
+        remove_container(container)
+
+
+def gone(error: APIError) -> bool:
+    """Whether Docker refused because the container is no more, or is being removed (the sweep of
+    another run, or of another host's session on the same daemon): the end its owner wanted anyway."""
+    if isinstance(error, NotFound):
+        return True
+    text = str(error.explanation or error).lower()
+    return error.status_code == 409 and any(sign in text for sign in BEING_REMOVED)
+
+
+def remove_container(container: Container) -> bool:
+    """Remove it, running or not; False when it was gone already or another process is removing it."""
+    try:
+        container.remove(force=True)
+    except APIError as exc:
+        if not gone(exc):
+            raise
+        return False
+    return True

@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import docker
-from docker.errors import APIError, NotFound
+from docker.errors import APIError
 from docker.models.containers import Container
 
-from tasks.sandbox.containers import DEADLINE_LABEL, LABEL
+from tasks.sandbox.containers import DEADLINE_LABEL, LABEL, remove_container
 
 # A live run removes each container the moment it ends: one still there this long after lost its run.
 # A running one this long past the deadline it was to end itself at did not (an image whose entrypoint
@@ -22,31 +22,26 @@ CONTAINER_AGE_S = 600
 WORKSPACE_AGE_S = 24 * 3600
 
 
-def remove_leftovers(client: docker.DockerClient, older_than_s: float = CONTAINER_AGE_S) -> list[str]:
+def remove_leftovers(
+    client: docker.DockerClient, older_than_s: float = CONTAINER_AGE_S, among: str | None = None
+) -> list[str]:
     """covsweep's containers that ended `older_than_s` ago, or still run that long past their deadline:
-    left by runs that died before removing them. Returns their ids."""
+    left by runs that died before removing them. Returns their ids. `among` (a label, `key=value`)
+    narrows the sweep to those carrying it too."""
     now = time.time()
     removed = []
-    for container in _labelled(client):
+    labels = [LABEL, among] if among else [LABEL]
+    # Listing inspects each one: those another run removes in between (or is removing) are left out.
+    for container in client.containers.list(all=True, filters={"label": labels}, ignore_removed=True):
         since = _overdue_since(container)
         if since is None or now - since <= older_than_s:
             continue
         try:
-            container.remove(force=True)
-            removed.append(container.id[:12])
+            if remove_container(container):
+                removed.append(container.id[:12])
         except APIError:
-            pass  # another run removed it meanwhile
+            continue  # Docker cannot remove it now (a busy mount): the sweep of a later run tries again
     return removed
-
-
-def _labelled(client: docker.DockerClient, attempts: int = 3) -> list[Container]:
-    """covsweep's containers. Listing inspects each one: another run may remove one in between."""
-    for _ in range(attempts - 1):
-        try:
-            return client.containers.list(all=True, filters={"label": LABEL})
-        except NotFound:
-            continue
-    return client.containers.list(all=True, filters={"label": LABEL})
 
 
 def _overdue_since(container: Container) -> float | None:

@@ -22,11 +22,13 @@ from docker.errors import APIError
 from pydantic import BaseModel
 
 from tasks.core.models import SandboxConfig
-from tasks.sandbox.containers import covsweep_container, docker_client
+from tasks.sandbox.containers import covsweep_container, docker_client, gone
 from tasks.sandbox.snapshot import read_only_volumes
 
 OUTPUT_LIMIT = 200_000
 CONTAINER_UID = 1000
+# The output of a container that another process (the leftover sweep of another run) removed first.
+REMOVED_BEFORE_READ = "the sandbox container was removed by another process before its output was read"
 # Sandbox runs at once in this process, whatever --concurrency is: module threads spend most of
 # their time waiting on the LLM, but a sandbox run is CPU-bound (interpreter starts, pytest,
 # coverage), and more of them than cores only slow each other down (and trip per-test timeouts).
@@ -99,9 +101,7 @@ def _run_docker(config, script, workspace, read_only, timeout, env) -> ExecResul
     ) as container:
         start_s = time.monotonic() - started
         exit_code, timed_out = _wait(container, timeout)
-        container.reload()
-        oom = bool(container.attrs["State"].get("OOMKilled"))
-        output = container.logs(stdout=True, stderr=True, tail=2000).decode(errors="replace")
+        oom, output = _ended(container)
     return ExecResult(
         exit_code=exit_code,
         output=output[-OUTPUT_LIMIT:],
@@ -113,9 +113,14 @@ def _run_docker(config, script, workspace, read_only, timeout, env) -> ExecResul
 
 
 def _wait(container, timeout: float) -> tuple[int | None, bool]:
-    """Its exit status, or None and True when it outlived its budget (and was killed)."""
+    """Its exit status, or None and True when it outlived its budget (and was killed); None and False
+    when another process removed it first."""
     try:
         return container.wait(timeout=timeout)["StatusCode"], False
+    except APIError as exc:
+        if not gone(exc):
+            raise
+        return None, False
     except requests.exceptions.RequestException:
         # wait() has its own read timeout: the script outlived its budget.
         try:
@@ -123,6 +128,18 @@ def _wait(container, timeout: float) -> tuple[int | None, bool]:
         except APIError:
             pass  # it ended on its own meanwhile
         return None, True
+
+
+def _ended(container) -> tuple[bool, str]:
+    """Whether the memory limit killed it, and its output; what a removal by another process left of them."""
+    try:
+        container.reload()
+        oom = bool(container.attrs["State"].get("OOMKilled"))
+        return oom, container.logs(stdout=True, stderr=True, tail=2000).decode(errors="replace")
+    except APIError as exc:
+        if not gone(exc):
+            raise
+        return False, REMOVED_BEFORE_READ
 
 
 def _limit_resources(limits):
