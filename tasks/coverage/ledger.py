@@ -45,16 +45,30 @@ def _key(fingerprint: str) -> str:
     return f"covsweep-module-{fingerprint[:40]}.json"
 
 
-def finished_result(fingerprint: str) -> ModuleResult | None:
-    """The result a run with this fingerprint finished with, its accepted tests included."""
+def recall(name: str) -> bytes | None:
+    """What an earlier run stored under `name` in Prefect's result storage, or None."""
     try:
-        stored = json.loads(get_default_result_storage().read_path(_key(fingerprint)))
+        return get_default_result_storage().read_path(name)
     except (OSError, ValueError):
         return None
-    return ModuleResult.model_validate(stored)
+
+
+def remember(name: str, data: bytes) -> None:
+    get_default_result_storage().write_path(name, data)
+
+
+def finished_result(fingerprint: str) -> ModuleResult | None:
+    """The result a run with this fingerprint finished with, its accepted tests included."""
+    stored = recall(_key(fingerprint))
+    if stored is None:
+        return None
+    try:
+        return ModuleResult.model_validate(json.loads(stored))
+    except ValueError:
+        return None
 
 
 def record_finished(fingerprint: str, result: ModuleResult) -> None:
     if result.status in DONE:
         data = result.model_dump(mode="json") | {"accepted_source": result.accepted_source}
-        get_default_result_storage().write_path(_key(fingerprint), json.dumps(data).encode())
+        remember(_key(fingerprint), json.dumps(data).encode())
