@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import NoReturn
 
@@ -133,6 +135,20 @@ def delivery_line(report: Report) -> str | None:
     return "no test was kept: nothing delivered"
 
 
+def _start_temporary_server() -> None:
+    """Without PREFECT_API_URL, the temporary Prefect server the flow's client would start, started now: its
+    process boots while this one imports the flow and checks the target. A failure is left to the flow's
+    own start, which reports it."""
+    from prefect.settings import PREFECT_API_URL
+
+    if PREFECT_API_URL.value():
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    with contextlib.suppress(Exception):
+        SubprocessASGIServer().start()
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the flow in this process and print a summary; the report goes to --report."""
     from tasks.plan import preflight, report_path
@@ -142,12 +158,15 @@ def run(args: argparse.Namespace) -> int:
         project = preflight(options)  # quick checks before Prefect starts; the flow plans the run
     except InputError as exc:
         fail(str(exc))
+    server = threading.Thread(target=_start_temporary_server, daemon=True, name="temporary-prefect-server")
+    server.start()
     _interrupt_on_sigterm()
     from covsweep.progress import showing_progress
     from flows.spec_to_production import spec_to_production
 
     report = report_path(options, project)
     log_file = None if args.verbose else report.parent / LOG_NAME
+    server.join()  # the flow's client would take a half-started server for a running one
     try:
         with showing_progress(out, err, log_file):
             result: Report = spec_to_production(**options.model_dump())
