@@ -158,17 +158,18 @@ def run(args: argparse.Namespace) -> int:
         project = preflight(options)  # quick checks before Prefect starts; the flow plans the run
     except InputError as exc:
         fail(str(exc))
-    server = threading.Thread(target=_start_temporary_server, daemon=True, name="temporary-prefect-server")
-    server.start()
     _interrupt_on_sigterm()
     from covsweep.progress import showing_progress
-    from flows.spec_to_production import spec_to_production
 
     report = report_path(options, project)
     log_file = None if args.verbose else report.parent / LOG_NAME
-    server.join()  # the flow's client would take a half-started server for a running one
     try:
         with showing_progress(out, err, log_file):
+            server = threading.Thread(target=_start_temporary_server, daemon=True, name="temporary-prefect-server")
+            server.start()
+            from flows.spec_to_production import spec_to_production
+
+            server.join()  # the flow's client would take a half-started server for a running one
             result: Report = spec_to_production(**options.model_dump())
     except InputError as exc:
         fail(str(exc))
