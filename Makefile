@@ -52,7 +52,8 @@ test-fast: install
 	$(PY) -m pytest -m "not docker and not server" tests
 
 bench: image
-	$(PY) bench/run.py && $(PY) bench/llm.py && $(PY) bench/offline.py && $(PY) bench/cluster.py && $(PY) bench/quality.py
+	$(PY) bench/run.py && $(PY) bench/llm.py && $(PY) bench/coverup.py && $(PY) bench/offline.py && $(PY) bench/cluster.py \
+	  && $(PY) bench/quality.py
 
 # covsweep as a service: a server with its UI, the deployments of prefect.yaml, a worker to run them.
 # The UI finds its API by PREFECT_SERVER_API_PORT, which --port leaves at 4200: both are set.

@@ -49,7 +49,7 @@ for entry in (str(BENCH), str(REPO)):
     if entry not in sys.path:
         sys.path.insert(0, entry)
 
-from run import COVSWEEP, RESULTS, child_env, machine, phases, run_streamed  # noqa: E402
+from run import COVSWEEP, RESULTS, child_env, machine, phases, run_streamed, with_log_lines  # noqa: E402
 from synth import PACKAGE, generate  # noqa: E402
 
 from tests.fake_llm import FakeLLM, Reply, completion_body  # noqa: E402
@@ -361,9 +361,10 @@ def run_one(
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
     sample_offset = t0 - sampler.started
+    (report.parent / "covsweep.log").unlink(missing_ok=True)
     result = run_streamed(command, cwd=project, env=env, timeout=timeout, echo=args.verbose)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    lines = result["lines"]
+    lines = with_log_lines(result, report)
     timed = phases(lines, result["seconds"])
     at, spans = timed["at_s"], timed["phases_s"]
 

@@ -35,6 +35,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psutil
+
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
@@ -46,7 +48,9 @@ PYTHON = VENV_BIN / "python"
 COVSWEEP = VENV_BIN / "covsweep"
 RESULTS = BENCH / "results"
 TARGET_RATIO = 1.5
-SCHEMA = "covsweep.bench.coverage-sweep/1"
+TARGETS = {400: 2.0, 2000: 1.5}  # the issue's bars by project size; other sizes use TARGET_RATIO
+SECOND_SWEEP_TARGET = 0.05
+SCHEMA = "covsweep.bench.coverage-sweep/2"
 
 # Lines of covsweep's output that mark a phase; the first match of each counts.
 MARKERS = {
@@ -136,18 +140,78 @@ def run_streamed(args: list[str], *, cwd: Path, env: dict[str, str], timeout: fl
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
+    memory = MemoryWatch(proc.pid)
     timed_out = False
     try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        _stop(proc)
+        timed_out = not _reap(proc, started + timeout, memory)
     except KeyboardInterrupt:
         _stop(proc)
         raise
+    if timed_out:
+        _stop(proc)
     elapsed = time.monotonic() - started
     reader.join(timeout=10)
-    return {"seconds": elapsed, "exit_code": proc.returncode, "timed_out": timed_out, "lines": lines}
+    return {
+        "seconds": elapsed,
+        "exit_code": proc.returncode,
+        "timed_out": timed_out,
+        "lines": lines,
+        "wall_started": wall_started,
+        "memory": memory.figures(),
+    }
+
+
+class MemoryWatch:
+    """Peak memory of a process: its own high-water mark (VmHWM, exact, read until it exits) and the
+    sampled sum of the RSS of it and its descendants (the temporary Prefect server, pytest runs of
+    --sandbox local; Docker containers are the daemon's children, not its)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.hwm_kib, self.tree_bytes, self.largest_kib = pid, 0, 0, 0
+
+    def sample(self) -> None:
+        try:
+            status = Path(f"/proc/{self.pid}/status").read_text()
+        except OSError:
+            return
+        hwm = re.search(r"^VmHWM:\s+(\d+) kB", status, re.M)
+        if hwm:
+            self.hwm_kib = max(self.hwm_kib, int(hwm.group(1)))
+        try:
+            root = psutil.Process(self.pid)
+            tree = [root, *root.children(recursive=True)]
+            self.tree_bytes = max(self.tree_bytes, sum(_rss(p) for p in tree))
+        except psutil.Error:
+            pass
+
+    def figures(self) -> dict:
+        return {
+            "peak_rss_mib": round(self.hwm_kib / 1024, 1),
+            "peak_tree_rss_mib_sampled": round(self.tree_bytes / 2**20, 1),
+            "largest_process_peak_rss_mib": round(self.largest_kib / 1024, 1),
+        }
+
+
+def _rss(process: psutil.Process) -> int:
+    try:
+        return process.memory_info().rss
+    except psutil.Error:
+        return 0
+
+
+def _reap(proc: subprocess.Popen, deadline: float, memory: MemoryWatch) -> bool:
+    """Wait for `proc` until `deadline` (monotonic), sampling its memory; False when it is still running.
+    The child is reaped here with wait4 so that its last high-water mark is read just before."""
+    while time.monotonic() < deadline:
+        memory.sample()
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            # ru_maxrss (KiB): the largest single process among it and its reaped children
+            memory.largest_kib = usage.ru_maxrss
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            return True
+        time.sleep(0.1)
+    return False
 
 
 def phases(lines: list[tuple[float, str]], total_s: float) -> dict:
@@ -273,6 +337,20 @@ def import_costs(env: dict[str, str]) -> dict:
     return {"covsweep_and_flow_s": min(s[0] for s in samples), "prefect_server_app_s": min(s[1] for s in samples)}
 
 
+def _log_lines(log: Path, wall_started: datetime) -> list[tuple[float, str]]:
+    """Prefect's log lines, which covsweep writes to TARGET/.covsweep/covsweep.log, by their time stamps."""
+    if not log.exists():
+        return []
+    lines = log.read_text(errors="replace").splitlines()
+    return [(at, line) for line in lines if (at := logged_at(line, wall_started)) is not None]
+
+
+def with_log_lines(result: dict, report: Path) -> list[tuple[float, str]]:
+    """A run's console lines and Prefect's, which covsweep writes to covsweep.log next to its report, in time order."""
+    logged = _log_lines(report.parent / "covsweep.log", result["wall_started"])
+    return sorted(result["lines"] + logged, key=lambda pair: pair[0])
+
+
 def run_covsweep(project: Path, report: Path, args, prefect_home: Path | None) -> dict:
     command = [
         str(COVSWEEP),
@@ -286,7 +364,9 @@ def run_covsweep(project: Path, report: Path, args, prefect_home: Path | None) -
         args.sandbox,
         *args.covsweep_arg,
     ]
+    (report.parent / "covsweep.log").unlink(missing_ok=True)
     result = run_streamed(command, cwd=project, env=child_env(prefect_home), timeout=args.timeout, echo=args.verbose)
+    result["lines"] = with_log_lines(result, report)
     out = {
         "command": " ".join(command),
         "seconds": round(result["seconds"], 3),
@@ -294,6 +374,9 @@ def run_covsweep(project: Path, report: Path, args, prefect_home: Path | None) -
         "timed_out": result["timed_out"],
     }
     out |= phases(result["lines"], result["seconds"])
+    out["memory"] = result["memory"]
+    flow_begins, first = out["at_s"]["flow_begins"], out["at_s"]["first_module"]
+    out["first_module_from_flow_start_s"] = round(first - flow_begins, 3) if None not in (first, flow_begins) else None
     if result["exit_code"] != 0 or not report.exists():
         out["output_tail"] = [line for _, line in result["lines"][-40:]]
     if report.exists():
@@ -356,7 +439,12 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--modules", type=int, default=300, help="modules in the generated project [300]")
+    parser.add_argument(
+        "--modules",
+        type=lambda text: [int(n) for n in text.split(",")],
+        default=[400, 2000],
+        help="sizes of the generated projects, comma-separated; each measured in this run [400,2000]",
+    )
     parser.add_argument(
         "--repeat", type=int, default=1, help="timed rounds, each plain + covsweep + plain; medians reported [1]"
     )
@@ -384,7 +472,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--results", type=Path, default=RESULTS, help="where the JSON goes [bench/results]")
     parser.add_argument("-v", "--verbose", action="store_true", help="echo covsweep's output")
     args = parser.parse_args(argv)
-    if args.modules < 1 or args.repeat < 1:
+    if min(args.modules) < 1 or args.repeat < 1:
         parser.error("--modules and --repeat must be at least 1")
     if not COVSWEEP.exists():
         parser.error(f"{COVSWEEP} is missing: run `make install`")
@@ -428,9 +516,25 @@ def _rounds(project: Path, report: Path, args: argparse.Namespace, prefect_home:
     return rounds
 
 
+def _second_sweep(project: Path, report: Path, args: argparse.Namespace, prefect_home: Path) -> dict:
+    """covsweep again on the unchanged project, with what the first sweeps left in `prefect_home`."""
+    again = run_covsweep(project, report, args, prefect_home)
+    print(f"  second sweep, project unchanged: {again['seconds']:.2f}s, exit {again['exit_code']}", flush=True)
+    return again
+
+
+def _fresh_home(template: Path, scratch: Path, size: int) -> Path:
+    """A copy of the warmed Prefect home: a size's first sweep finds no result of an earlier size's."""
+    home = scratch / f"prefect-home-{size}"
+    shutil.copytree(template, home)
+    return home
+
+
 def _result(
     args: argparse.Namespace,
+    size: int,
     rounds: list[dict],
+    second: dict,
     warmup: dict | None,
     imports: dict,
     info: dict,
@@ -448,7 +552,7 @@ def _result(
     return {
         "schema": SCHEMA,
         "timestamp": stamp,
-        "modules": args.modules,
+        "modules": size,
         "repeat": len(rounds),
         "sandbox": args.sandbox,
         "covsweep_args": args.covsweep_arg,
@@ -470,6 +574,10 @@ def _result(
         "ratio_excluding_server_and_its_import": _ratio(without_both, plain_s),
         "first_module_seconds": _median([r["covsweep"]["at_s"]["first_module"] for r in rounds]),
         "first_module_from": last["at_s"]["first_module_from"],
+        "first_module_from_flow_start_s": _median([r["covsweep"]["first_module_from_flow_start_s"] for r in rounds]),
+        "peak_rss_mib": max(r["covsweep"]["memory"]["peak_rss_mib"] for r in rounds),
+        "memory": last["memory"],
+        "second_sweep": _second_summary(second, sweep_s),
         "phases_s": {k: _median([r["covsweep"]["phases_s"][k] for r in rounds]) for k in last["phases_s"]},
         "imports_s": imports,
         "covsweep_exit_code": last["exit_code"],
@@ -485,7 +593,63 @@ def _result(
     }
 
 
-def _print_summary(result: dict, written: Path) -> None:
+def _second_summary(second: dict, first_s: float | None) -> dict:
+    totals = (second.get("report") or {}).get("totals") or {}
+    return {
+        "seconds": second["seconds"],
+        "exit_code": second["exit_code"],
+        "ratio_to_first": _ratio(second["seconds"], first_s),
+        "target_ratio": SECOND_SWEEP_TARGET,
+        "cost_usd": totals.get("cost_usd"),
+        "tokens_used": totals.get("tokens_used"),
+        "same_totals_as_first": None,  # filled by _compare_totals
+        "phases_s": second["phases_s"],
+        "memory": second["memory"],
+    }
+
+
+def _compare_totals(result: dict, second: dict) -> None:
+    """A second sweep that reuses anything must still report what the first one measured."""
+    first = result["covsweep_totals"] or {}
+    again = (second.get("report") or {}).get("totals") or {}
+    keys = ("modules", "line_before", "branch_before", "line_after", "branch_after")
+    result["second_sweep"]["same_totals_as_first"] = all(first.get(k) == again.get(k) for k in keys)
+
+
+def _growth(by_size: list[dict]) -> dict | None:
+    """How time and memory grow from the smallest project to the largest, against the project's growth."""
+    if len(by_size) < 2:
+        return None
+    small, large = by_size[0], by_size[-1]
+    return {
+        "from_modules": small["modules"],
+        "to_modules": large["modules"],
+        "project": _ratio(large["modules"], small["modules"]),
+        "covsweep_seconds": _ratio(large["covsweep_seconds"], small["covsweep_seconds"]),
+        "plain_seconds": _ratio(large["plain_seconds"], small["plain_seconds"]),
+        "peak_rss": _ratio(large["peak_rss_mib"], small["peak_rss_mib"]),
+    }
+
+
+def _print_overall(result: dict) -> None:
+    print()
+    for size in result["sizes"]:
+        second = size["second_sweep"]
+        print(
+            f"{size['modules']:>5} modules: ratio {size['ratio']} (target {TARGETS.get(size['modules'], TARGET_RATIO)}), "
+            f"first module {size['first_module_from_flow_start_s']}s after the flow's start, "
+            f"peak RSS {size['peak_rss_mib']} MiB, second sweep {second['seconds']:.1f}s "
+            f"= {second['ratio_to_first']} of the first, ${second['cost_usd']}, same totals {second['same_totals_as_first']}"
+        )
+    if result["growth"]:
+        g = result["growth"]
+        print(
+            f"growth {g['from_modules']} -> {g['to_modules']} modules (x{g['project']}): covsweep time x{g['covsweep_seconds']}, "
+            f"plain time x{g['plain_seconds']}, peak RSS x{g['peak_rss']}"
+        )
+
+
+def _print_summary(result: dict) -> None:
     p = result["phases_s"]
     fmt = lambda v: "n/a" if v is None else f"{v:.2f}s"  # noqa: E731
     totals = result["covsweep_totals"] or {}
@@ -509,16 +673,30 @@ def _print_summary(result: dict, written: Path) -> None:
     problems = result["rounds"][-1]["covsweep"].get("problem_line_count")
     if problems:
         print(f"  {problems} ERROR/Traceback lines in covsweep's output (see problem_lines)")
-    ratio = result["ratio"]
-    verdict = "n/a" if ratio is None else ("meets" if ratio < TARGET_RATIO else "MISSES")
-    print(
-        f"ratio covsweep/plain       {ratio}  ({verdict} the target < {TARGET_RATIO}); best/best {result['ratio_best']}"
-    )
+    ratio, target = result["ratio"], TARGETS.get(result["modules"], TARGET_RATIO)
+    verdict = "n/a" if ratio is None else ("meets" if ratio < target else "MISSES")
+    print(f"ratio covsweep/plain       {ratio}  ({verdict} the target < {target}); best/best {result['ratio_best']}")
+    print(f"  peak RSS of covsweep     {result['peak_rss_mib']} MiB  ({result['memory']})")
     print(
         f"  without the server start {result['ratio_excluding_server']}; "
         f"also without its import {result['ratio_excluding_server_and_its_import']}"
     )
-    print(f"results                    {written}  ({result['bench_seconds']:.0f}s)")
+
+
+def _measure_size(size: int, scratch: Path, template: Path, args: argparse.Namespace, common: dict) -> dict:
+    """One project size: the timed rounds on a cold Prefect home, then a second sweep of the unchanged project."""
+    project = generate(scratch / f"project-{size}", size)
+    report = scratch / "report.json"
+    home = _fresh_home(template, scratch, size) if args.prefect_home is None else args.prefect_home
+    print(f"{size} modules:", flush=True)
+    rounds = _rounds(project, report, args, home)
+    second = _second_sweep(project, report, args, home)
+    result = _result(args, size, rounds, second, **common)
+    _compare_totals(result, second)
+    _print_summary(result)
+    if not args.keep:
+        shutil.rmtree(project, ignore_errors=True)
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -528,29 +706,34 @@ def main(argv: list[str] | None = None) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="covsweep-bench-"))
     started = time.monotonic()
     try:
-        project = generate(scratch / "project", args.modules)
-        report = scratch / "report.json"
-        prefect_home = args.prefect_home
-        if prefect_home is None:
-            prefect_home = scratch / "prefect-home"
-            prefect_home.mkdir()
+        template = scratch / "prefect-home"
+        template.mkdir()
         print(
             f"covsweep bench: {args.modules} modules, {info['cpu_count']} CPUs, load {info['loadavg_at_start']}, "
             f"sandbox {args.sandbox}",
             flush=True,
         )
-        warmup = None if args.no_warmup else _warmup(scratch, report, args, prefect_home)
-        imports = import_costs(child_env(prefect_home))
-        rounds = _rounds(project, report, args, prefect_home)
-        result = _result(args, rounds, warmup, imports, info, stamp, started)
+        warm_home = args.prefect_home or template
+        warmup = None if args.no_warmup else _warmup(scratch, scratch / "report.json", args, warm_home)
+        imports = import_costs(child_env(warm_home))
+        common = {"warmup": warmup, "imports": imports, "info": info, "stamp": stamp, "started": started}
+        by_size = [_measure_size(size, scratch, template, args, common) for size in args.modules]
+        result = {
+            "schema": SCHEMA,
+            "timestamp": stamp,
+            "sizes": by_size,
+            "growth": _growth(by_size),
+            "bench_seconds": round(time.monotonic() - started, 1),
+        }
         args.results.mkdir(parents=True, exist_ok=True)
         text = json.dumps(result, indent=2) + "\n"
         (args.results / f"{stamp}.json").write_text(text)
         (args.results / "latest.json").write_text(text)
-        _print_summary(result, args.results / f"{stamp}.json")
+        _print_overall(result)
+        print(f"results {args.results / f'{stamp}.json'}  ({result['bench_seconds']:.0f}s)")
         if args.keep:
-            print(f"project kept at            {project}")
-        return 0 if result["covsweep_exit_code"] == 0 else 1
+            print(f"projects kept in {scratch}")
+        return 0 if all(r["covsweep_exit_code"] == 0 for r in by_size) else 1
     finally:
         if not args.keep:
             shutil.rmtree(scratch, ignore_errors=True)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import NoReturn
 
@@ -133,6 +135,20 @@ def delivery_line(report: Report) -> str | None:
     return "no test was kept: nothing delivered"
 
 
+def _start_temporary_server() -> None:
+    """Without PREFECT_API_URL, the temporary Prefect server the flow's client would start, started now: its
+    process boots while this one imports the flow and checks the target. A failure is left to the flow's
+    own start, which reports it."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
+
+    if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    with contextlib.suppress(Exception):
+        SubprocessASGIServer().start()
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the flow in this process and print a summary; the report goes to --report."""
     from tasks.plan import preflight, report_path
@@ -144,12 +160,16 @@ def run(args: argparse.Namespace) -> int:
         fail(str(exc))
     _interrupt_on_sigterm()
     from covsweep.progress import showing_progress
-    from flows.spec_to_production import spec_to_production
 
     report = report_path(options, project)
     log_file = None if args.verbose else report.parent / LOG_NAME
     try:
         with showing_progress(out, err, log_file):
+            server = threading.Thread(target=_start_temporary_server, daemon=True, name="temporary-prefect-server")
+            server.start()
+            from flows.spec_to_production import spec_to_production
+
+            server.join()  # the flow's client would take a half-started server for a running one
             result: Report = spec_to_production(**options.model_dump())
     except InputError as exc:
         fail(str(exc))

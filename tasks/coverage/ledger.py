@@ -84,6 +84,18 @@ def _key(fingerprint: str) -> str:
     return f"covsweep-module-{fingerprint[:40]}.json"
 
 
+def recall(name: str) -> bytes | None:
+    """What an earlier run stored under `name` in Prefect's result storage, or None."""
+    try:
+        return get_default_result_storage().read_path(name)
+    except (OSError, ValueError):
+        return None
+
+
+def remember(name: str, data: bytes) -> None:
+    get_default_result_storage().write_path(name, data)
+
+
 def finished_entry(fingerprint: str) -> Entry | None:
     """What a run with this fingerprint left of a module done; None when it did not finish it (or
     its conclusion dropped every test, or the entry is of an older layout)."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import shlex
 from pathlib import Path
 
@@ -11,9 +14,11 @@ from tasks.core.markers import is_covsweep_file
 from tasks.core.models import Framework, Project, ProjectCoverage, SandboxConfig
 from tasks.core.testfiles import test_names
 from tasks.coverage.data import read_json_report, write_rcfile
+from tasks.coverage.ledger import recall, remember
 from tasks.sandbox import runner as sandbox
+from tasks.sandbox.containers import docker_client
 from tasks.sandbox.pytest_support import junit_node_ids, junit_outcomes, pytest_args, sandbox_env
-from tasks.sandbox.snapshot import refresh_output
+from tasks.sandbox.snapshot import project_files, refresh_output
 from tasks.sandbox.unittest_support import discovery_roots, install_runner, unittest_args, unittest_outcomes
 
 
@@ -26,6 +31,7 @@ class Measurement(BaseModel):
     timed_out: bool = False
     duration_s: float = 0.0
     start_s: float = 0.0
+    reused: bool = Field(default=False, description="an earlier run's measurement of the very same files")
 
     def problem(self) -> str:
         if self.timed_out:
@@ -104,7 +110,79 @@ def failing_among(
     return [t for t in watched if passed.get(t) is False]
 
 
+# Bumped whenever what a measurement records, or how, changes: older stored ones are then not reused.
+MEASUREMENT_VERSION = "covsweep.measurement/1"
+
+
+def _file_digest(digest, file: Path) -> None:
+    """A file's name and content, a symbolic link's target too: what a test run could read of it."""
+    digest.update(str(file).encode() + b"\0")
+    if file.is_symlink():
+        digest.update(b"->" + os.readlink(file).encode() + b"\0")
+    try:
+        digest.update(file.read_bytes() if file.is_file() else b"(no file)")
+    except OSError:
+        digest.update(b"(unreadable)")
+    digest.update(b"\0")
+
+
+def measurement_key(
+    config: SandboxConfig, project: Project, test_paths: list[Path], timeout: float, framework: Framework
+) -> str | None:
+    """The content hash of everything a whole-project run reads: the sandbox image (by id, so a re-tagged
+    one differs) and its limits, the settings, and every file of the target and of its test paths.
+    None for the local sandbox, whose Python environment (the host's) no hash pins down."""
+    if config.kind != "docker":
+        return None
+    settings = {
+        "version": MEASUREMENT_VERSION,
+        "image": docker_client().images.get(config.image).id,
+        "limits": config.limits.model_dump(mode="json"),
+        "timeout": timeout,
+        "framework": framework,
+        "project": project.ref().model_dump(mode="json"),
+        "test_paths": [str(p) for p in test_paths],
+        "modules": [m.path for m in project.modules],
+    }
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+    outside = [p for p in test_paths if not p.is_relative_to(project.target)]
+    for root in [project.target, *outside]:
+        for file in [root] if root.is_file() else project_files(root):
+            _file_digest(digest, file)
+    return f"covsweep-measurement-{digest.hexdigest()[:40]}.json"
+
+
+def _recalled(key: str | None) -> Measurement | None:
+    stored = recall(key) if key else None
+    if stored is None:
+        return None
+    try:
+        return Measurement.model_validate_json(stored).model_copy(update={"reused": True})
+    except ValueError:
+        return None
+
+
 def measure(
+    config: SandboxConfig,
+    project: Project,
+    test_paths: list[Path],
+    workspace: Path,
+    timeout: float,
+    framework: Framework = "pytest",
+) -> Measurement:
+    """The project's tests under coverage, split per module; an earlier run's measurement when every file and
+    setting it read is the same (a run that timed out is never kept)."""
+    key = measurement_key(config, project, test_paths, timeout, framework)
+    if (known := _recalled(key)) is not None:
+        return known
+    measured = run_measurement(config, project, test_paths, workspace, timeout, framework)
+    # Kept only if no file changed while it ran: then it is the measurement of the files the key names.
+    if key and not measured.timed_out and key == measurement_key(config, project, test_paths, timeout, framework):
+        remember(key, measured.model_dump_json().encode())
+    return measured
+
+
+def run_measurement(
     config: SandboxConfig,
     project: Project,
     test_paths: list[Path],
