@@ -7,11 +7,13 @@ import datetime
 import decimal
 import json
 import math
+import multiprocessing
 import re
 import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -492,3 +494,27 @@ def test_a_later_round_with_survivors_aims_examples_at_their_function_once_and_m
     # The same survivors again: the examples generator was aimed at them already, the other one runs alone.
     assert run(3, 60, Covered(), feedback).name == "test_covsweep_3.py"
     assert calls == [2, 3]
+
+
+def _call_for(started, seconds: float | None) -> None:
+    """A child in one call: asleep for `seconds` (no CPU), or spinning for good (None)."""
+    started.value = time.monotonic()
+    if seconds is not None:
+        time.sleep(seconds)
+        started.value = 0.0
+        return
+    while True:
+        pass
+
+
+@pytest.mark.parametrize("seconds, hung", [(1.2, False), (None, True)])
+def test_the_watchdog_counts_cpu_not_waiting(seconds, hung):
+    context = multiprocessing.get_context("fork")
+    started = context.Value("d", 0.0, lock=False)
+    child = context.Process(target=_call_for, args=(started, seconds))
+    child.start()
+    try:
+        assert driver.watch(child, started, time.monotonic() + 30, hang_s=0.5) is hung
+    finally:
+        child.kill()
+        child.join()

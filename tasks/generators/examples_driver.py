@@ -732,12 +732,27 @@ def search_targets(recorder: Recorder, search: Search, module, finished: set, de
             return
 
 
+def cpu_seconds(pid: int) -> float:
+    """The CPU time a process has used so far (user + system), from /proc; 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def watch(child, started, deadline: float, hang_s: float) -> bool:
-    """Wait for the child; True when it was killed in a call that would not return."""
+    """Wait for the child; True when it was killed in a call that would not return: one that burnt
+    `hang_s` of CPU past its own alarm (a loop in C keeps the GIL), or 4 x that in wall time. CPU time,
+    not wall time, on a loaded host: there a call can wait for a core longer than it runs."""
+    call, cpu_at_call = 0.0, 0.0
     while child.is_alive():
         child.join(0.2)
         now = time.monotonic()
-        if started.value and now - started.value > hang_s:
+        if started.value != call:
+            call, cpu_at_call = started.value, cpu_seconds(child.pid)
+        burnt = cpu_seconds(child.pid) - cpu_at_call
+        if call and now - call > hang_s and (burnt > hang_s or now - call > 4 * hang_s):
             child.kill()
             child.join()
             return True
