@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import signal
@@ -145,8 +144,12 @@ def _start_temporary_server() -> None:
         return
     from prefect.server.api.server import SubprocessASGIServer
 
-    with contextlib.suppress(Exception):
-        SubprocessASGIServer().start()
+    server = SubprocessASGIServer()
+    try:
+        server.start()
+    except Exception:  # noqa: BLE001 - the flow's own start says what went wrong
+        # Stopped, or the flow's second start would leave this one's process running, holding our pipes.
+        server.stop()
 
 
 def run(args: argparse.Namespace) -> int:
