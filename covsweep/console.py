@@ -123,6 +123,17 @@ class ConsoleLines(logging.Handler):
             self.handleError(record)
 
 
+class LogFile(logging.FileHandler):
+    """A log file made, folder and all, at its first line: a run refused before then leaves nothing behind."""
+
+    def __init__(self, path: Path):
+        super().__init__(path, mode="w", encoding="utf-8", delay=True)
+
+    def _open(self):
+        Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
+        return super()._open()
+
+
 class MessageOnly(logging.Formatter):
     """The message without a traceback: that stays in the log file."""
 
@@ -182,8 +193,7 @@ def prefect_lines(err: Console, log_file: Path | None) -> Iterator[None]:
         finally:
             restore()
         return
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    to_file = logging.FileHandler(log_file, mode="w", encoding="utf-8", delay=True)
+    to_file = LogFile(log_file)
     to_file.setFormatter(formatter or logging.Formatter("%(asctime)s | %(levelname)-7s | %(name)s - %(message)s"))
     warnings = ConsoleLines(err, MessageOnly(), prefix="covsweep: warning: ")
     warnings.addFilter(own_warnings)
@@ -192,7 +202,7 @@ def prefect_lines(err: Console, log_file: Path | None) -> Iterator[None]:
     # Prefect logs on after the flow, at exit (its temporary server's shutdown): into the file as well.
     _pending.append(_swap(pairs, to_file))
     try:
-        with held_until_planned([warnings]):
+        with held_until_planned([warnings, to_file]):
             yield
     finally:
         root.removeHandler(warnings)

@@ -115,6 +115,16 @@ def test_prefect_lines_go_to_the_file_and_covsweep_warnings_to_the_console(prefe
         assert line in written
 
 
+def test_a_refused_run_leaves_no_log_file_nor_its_folder(prefect_console, tmp_path):
+    log_file = tmp_path / ".covsweep" / "covsweep.log"
+    with pytest.raises(InputError), prefect_lines(Console(file=io.StringIO()), log_file):
+        log.info("Starting temporary server")
+        log.error("Task run failed with exception: InputError('no key')")
+        raise InputError("no key")
+    log.info("Stopping temporary server")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_with_verbose_prefect_lines_come_on_the_console_and_a_refused_run_stays_one_line(prefect_console):
     shown = io.StringIO()
     with pytest.raises(InputError), prefect_lines(Console(file=shown, width=200), None):
