@@ -47,9 +47,9 @@ test-load: image
 	$(PY) -m pytest -m load tests
 
 # Without a Docker daemon or a Prefect server process: markers `docker` and `server` (conftest.py adds
-# them to the tests using fixtures that need one).
+# them to the tests using fixtures that need one). On every core, a test file to a process.
 test-fast: install
-	$(PY) -m pytest -m "not docker and not server" tests
+	$(PY) -m pytest -n auto --dist loadfile -m "not docker and not server" tests
 
 bench: image
 	$(PY) bench/run.py && $(PY) bench/llm.py && $(PY) bench/coverup.py && $(PY) bench/offline.py && $(PY) bench/cluster.py \

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -386,3 +387,39 @@ def small_shop(root: Path) -> Path:
         (root / part).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(EXAMPLE / part, root / part)
     return root
+
+
+class RunsGoing:
+    """The most flow runs pending or running at once on the covsweep pool, sampled twice a second."""
+
+    def __init__(self, service: Service):
+        self.service, self.most, self._stop = service, 0, threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        from prefect.client.schemas.filters import (
+            FlowRunFilter,
+            FlowRunFilterState,
+            FlowRunFilterStateType,
+            WorkPoolFilter,
+            WorkPoolFilterName,
+        )
+        from prefect.exceptions import PrefectHTTPStatusError
+
+        going = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=["PENDING", "RUNNING"])))
+        pool = WorkPoolFilter(name=WorkPoolFilterName(any_=["covsweep"]))
+        with api(self.service) as client:
+            while not self._stop.wait(0.5):
+                try:
+                    count = client.count_flow_runs(flow_run_filter=going, work_pool_filter=pool)
+                except (httpx.HTTPError, PrefectHTTPStatusError):
+                    continue  # a server too busy to answer this once: one sample fewer, not a sampler gone
+                self.most = max(self.most, count)
+
+    def __enter__(self) -> RunsGoing:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()

@@ -1,6 +1,6 @@
-"""covsweep as a service under load and faults: twenty submissions at once, a busy or silent API, a
-server restarted. A real server, a real process worker and the real sandbox (tests/service_fixtures.py),
-except for the busy API, which is scripted. Lost workers and hosts: test_service_lost_host.py."""
+"""covsweep as a service under faults: a busy or silent API, a server restarted. A real server, a real
+process worker and the real sandbox (tests/service_fixtures.py), except for the busy API, which is
+scripted. Lost workers and hosts: test_service_lost_host.py; bursts of submissions: test_service_load.py."""
 
 from __future__ import annotations
 
@@ -8,121 +8,23 @@ import json
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
-import httpx
 import pytest
-from prefect.exceptions import PrefectHTTPStatusError
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from covsweep import (
-    service as covsweep_service,  # here, not first in twenty threads at once: import deadlock
-)
+from covsweep import service as covsweep_service
 from tests.conftest import EXAMPLE
 from tests.helpers import run_cli
 from tests.service_fixtures import (
     Service,
     api,
-    cancelled_when_failing,
-    flow_runs,
-    pointed_at,
     read_report,
-    small_shop,
     submit,
     wait_for_report,
-    wait_while_finishing,
 )
 
 pytestmark = pytest.mark.docker
-
-LOAD = 20
-POOL_LIMIT = 4  # flow runs at once on the pool: here the twenty quick runs take two to six minutes
-STALLED_S = 300  # more than one quick run takes on a loaded host, waiting its turn on the pool included
-
-
-@pytest.fixture(scope="module")
-def service_env() -> dict[str, str]:
-    return {"COVSWEEP_POOL_CONCURRENCY": str(POOL_LIMIT)}
-
-
-class RunsGoing:
-    """The most flow runs pending or running at once on the covsweep pool, sampled twice a second."""
-
-    def __init__(self, service: Service):
-        self.service, self.most, self._stop = service, 0, threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def _sample(self) -> None:
-        from prefect.client.schemas.filters import (
-            FlowRunFilter,
-            FlowRunFilterState,
-            FlowRunFilterStateType,
-            WorkPoolFilter,
-            WorkPoolFilterName,
-        )
-
-        going = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=["PENDING", "RUNNING"])))
-        pool = WorkPoolFilter(name=WorkPoolFilterName(any_=["covsweep"]))
-        with api(self.service) as client:
-            while not self._stop.wait(0.5):
-                try:
-                    count = client.count_flow_runs(flow_run_filter=going, work_pool_filter=pool)
-                except (httpx.HTTPError, PrefectHTTPStatusError):
-                    continue  # a server too busy to answer this once: one sample fewer, not a sampler gone
-                self.most = max(self.most, count)
-
-    def __enter__(self) -> RunsGoing:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-def test_twenty_submissions_at_once_all_queue_and_complete(service, tmp_path):
-    targets = [small_shop(tmp_path / f"shop{i}") for i in range(LOAD)]
-    together = threading.Barrier(LOAD)
-
-    def submit_one(target: Path) -> str:
-        # What `covsweep submit TARGET --generator none` sends, all twenty released at the same moment:
-        # twenty CLI processes would take a minute of CPU to start, and start one after the other.
-        with pointed_at(service):
-            together.wait()
-            return str(
-                covsweep_service.submit({"target": str(target), "generator": "none", "timeout": 120}, "normal").id
-            )
-
-    going = RunsGoing(service)
-    started = time.monotonic()
-    with going, ThreadPoolExecutor(LOAD) as pool, cancelled_when_failing(service, tmp_path):
-        ids = list(pool.map(submit_one, targets))
-        submitted_in = time.monotonic() - started
-
-        runs = flow_runs(service, ids)
-        assert len(set(ids)) == len(runs) == LOAD  # every submission is its own run, none lost
-        assert {r.work_queue_name for r in runs.values()} == {"normal"}
-        listed = run_cli("queue", env=service.env)
-        assert listed.returncode == 0, listed.stderr
-        still_open = [i for i, r in flow_runs(service, ids).items() if not r.state.is_final()]
-        assert all(i in listed.stdout for i in still_open)  # open when `queue` ran, so listed by it
-
-        # However long a loaded host takes for them all, runs keep ending: a few minutes without one is stuck.
-        states = wait_while_finishing(service, ids, STALLED_S)
-    assert set(states.values()) == {"COMPLETED"}, states
-    assert 1 <= going.most <= POOL_LIMIT  # the pool's limit holds under load
-
-    for run_id, target in zip(ids, targets, strict=True):
-        report = read_report(service, run_id)
-        assert (report["run_id"], report["target"]) == (run_id, str(target.resolve()))
-        assert "shop/money.py" in [m["module"] for m in report["modules"]] and report["totals"]["failed"] == 0
-        assert json.loads((target / ".covsweep" / "report.json").read_text()) == report
-    print(
-        f"{LOAD} runs: submitted in {submitted_in:.1f}s, all done in {time.monotonic() - started:.1f}s, "
-        f"at most {going.most} at once"
-    )
 
 
 class BusyAPI(BaseHTTPRequestHandler):
