@@ -66,19 +66,6 @@ def changed_tests(
     ]
 
 
-def check_rewrite(
-    config: SandboxConfig,
-    project: ProjectRef,
-    module: Module,
-    original: Path,
-    rewritten: Path,
-    workspace: Path,
-    timeout: float,
-) -> bool:
-    """Whether every test of `rewritten` does what its counterpart in `original` does."""
-    return not changed_tests(config, project, module, original, rewritten, workspace, timeout)
-
-
 def make_readable(
     config: SandboxConfig,
     project: ProjectRef,
