@@ -29,8 +29,18 @@ from tests.test_write import run_pytest
 
 SHOP_STYLE = ProjectStyle(imports="names", packages=["shop"])
 
+# samples.PYNGUIN_CART_START rewritten.
+CART_START = """\
+    Cart()
+    cart = Cart()
+    Cart()
+    cart_2 = Cart()
+    cart_2.count()
+    count = cart.count()
+    cart_2.apply_coupon(code=count)
+    assert cart_2.coupons == [0]"""
 EXPECTED = {
-    "PYNGUIN_CART": """\
+    "PYNGUIN_CART": f"""\
 import pytest
 
 from shop.cart import Cart
@@ -43,28 +53,14 @@ def test_cart_subtotal_returns_zero():
 
 @pytest.mark.xfail(strict=True)
 def test_cart_total_fails():
-    Cart()
-    cart = Cart()
-    Cart()
-    cart_2 = Cart()
-    cart_2.count()
-    count = cart.count()
-    cart_2.apply_coupon(code=count)
-    assert cart_2.coupons == [0]
+{CART_START}
     assert cart_2.subtotal() == 0
     cart_2.apply_coupon(code=2114.09)
     cart_2.total()
 
 
 def test_cart_apply_coupon_raises_value_error():
-    Cart()
-    cart = Cart()
-    Cart()
-    cart_2 = Cart()
-    cart_2.count()
-    count = cart.count()
-    cart_2.apply_coupon(code=count)
-    assert cart_2.coupons == [0]
+{CART_START}
     with pytest.raises(ValueError):
         cart_2.apply_coupon(code=count)
 """,
@@ -163,20 +159,14 @@ def test_cart_remove_returns_none():
     cart = Cart()
     assert cart.remove("pear") is None
 """,
-    "LLM_CART": """\
+    "LLM_CART": f"""\
 import pytest
 
 from shop.cart import Cart
 from shop.discounts import best_price, percent_off
 
 
-# Coupons never stack: the best single one wins.
-def test_best_single_coupon_wins():
-    cart = Cart()
-    cart.add("apple", 10_000, 2)  # 200.00, over the threshold
-    cart.apply_coupon("SAVE10")
-    cart.apply_coupon("WELCOME")
-    assert cart.total() == best_price(18_000, ["SAVE10", "WELCOME"])
+{samples.BEST_SINGLE_COUPON}
 
 
 def test_percent_off_rejects_more_than_100():
