@@ -52,6 +52,7 @@ for entry in (str(BENCH), str(REPO)):
 from run import COVSWEEP, RESULTS, child_env, machine, phases, run_streamed, with_log_lines  # noqa: E402
 from synth import PACKAGE, generate  # noqa: E402
 
+from tasks.generators.examples_driver import ArcTracer  # noqa: E402
 from tests.fake_llm import FakeLLM, Reply, completion_body  # noqa: E402
 
 SCHEMA = "covsweep.bench.llm-throughput/1"
@@ -86,42 +87,18 @@ CONSTRUCTORS = ["3", ""]
 PLAIN = (int, float, str, bool, type(None), list, tuple, dict)
 
 
-def _arc_tracer(filename: str, arcs: set[tuple[int, int]]):
-    """A sys.settrace function that adds to `arcs` the arcs executed in `filename`, coverage.py's way."""
-
-    def tracer(frame, event, arg):
-        if frame.f_code.co_filename != filename:
-            return None
-        last = [-frame.f_code.co_firstlineno]
-
-        def local(frame, event, arg):
-            if event == "line":
-                arcs.add((last[0], frame.f_lineno))
-                last[0] = frame.f_lineno
-            elif event == "return":
-                arcs.add((last[0], -frame.f_code.co_firstlineno))
-            return local
-
-        return local
-
-    return tracer
-
-
 def _outcome(expr: str, namespace: dict) -> tuple[set, str] | None:
     """(the arcs of the module `expr` executes, the assertion for what it gave), or None when the
     call does not fit the function (wrong arity or argument types)."""
-    arcs: set[tuple[int, int]] = set()
-    sys.settrace(_arc_tracer(namespace["__file__"], arcs))
-    try:
-        value = eval(expr, namespace)  # noqa: S307 - the synthetic project's own functions
-    except (TypeError, AttributeError):
-        return None
-    except Exception as exc:  # noqa: BLE001
-        if type(exc).__module__ != "builtins":
+    with ArcTracer(namespace["__file__"]).tracing() as arcs:
+        try:
+            value = eval(expr, namespace)  # noqa: S307 - the synthetic project's own functions
+        except (TypeError, AttributeError):
             return None
-        return arcs, f"    with pytest.raises({type(exc).__name__}):\n        {expr}"
-    finally:
-        sys.settrace(None)
+        except Exception as exc:  # noqa: BLE001
+            if type(exc).__module__ != "builtins":
+                return None
+            return arcs, f"    with pytest.raises({type(exc).__name__}):\n        {expr}"
     assertion = _value_assertion(expr, value)
     return (arcs, assertion) if assertion else None
 
