@@ -164,15 +164,22 @@ def test_only_the_tests_openhands_added_are_collected(tmp_path):
     assert sorted(names for _, names in found) == [{"TestNew.test_a"}, {"test_added"}]
 
 
-def test_the_task_lists_surviving_mutants_after_the_first_round(tmp_path):
-    from tasks.core.models import FileCoverage, Module, Mutant, ProjectRef
-    from tasks.generators.openhands import task_text
+def pkg_mod(tmp_path: Path, source: str):
+    """A target whose one module, pkg/mod.py, is `source`: its ProjectRef and Module."""
+    from tasks.core.models import Module, ProjectRef
 
     target = tmp_path / "target"
     (target / "pkg").mkdir(parents=True)
-    (target / "pkg" / "mod.py").write_text("def f(a, b):\n    return a < b\n")
+    (target / "pkg" / "mod.py").write_text(source)
     project = ProjectRef(target=target, import_root=target, test_paths=[])
-    module = Module(path="pkg/mod.py", dotted="pkg.mod", file=target / "pkg" / "mod.py", sha256="0")
+    return project, Module(path="pkg/mod.py", dotted="pkg.mod", file=target / "pkg" / "mod.py", sha256="0")
+
+
+def test_the_task_lists_surviving_mutants_after_the_first_round(tmp_path):
+    from tasks.core.models import FileCoverage, Mutant
+    from tasks.generators.openhands import task_text
+
+    project, module = pkg_mod(tmp_path, "def f(a, b):\n    return a < b\n")
     coverage = FileCoverage(statements=[1, 2], executed_lines=[1, 2])
     survivor = Mutant(
         name="pkg.mod.x_f__mutmut_1",
@@ -191,14 +198,10 @@ def test_the_task_lists_surviving_mutants_after_the_first_round(tmp_path):
 
 
 def test_the_task_puts_the_changed_lines_it_misses_first(tmp_path):
-    from tasks.core.models import FileCoverage, Module, ProjectRef
+    from tasks.core.models import FileCoverage
     from tasks.generators.openhands import task_text
 
-    target = tmp_path / "target"
-    (target / "pkg").mkdir(parents=True)
-    (target / "pkg" / "mod.py").write_text("def f(a):\n    if a:\n        return 1\n    return 2\n")
-    project = ProjectRef(target=target, import_root=target, test_paths=[])
-    module = Module(path="pkg/mod.py", dotted="pkg.mod", file=target / "pkg" / "mod.py", sha256="0")
+    project, module = pkg_mod(tmp_path, "def f(a):\n    if a:\n        return 1\n    return 2\n")
     coverage = FileCoverage(statements=[1, 2, 3, 4], executed_lines=[1])
 
     aimed = task_text(project, module, coverage, "tests/t.py", changed_lines=[1, 3])
