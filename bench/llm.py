@@ -52,6 +52,7 @@ for entry in (str(BENCH), str(REPO)):
 from run import COVSWEEP, RESULTS, child_env, machine, phases, run_streamed, with_log_lines  # noqa: E402
 from synth import PACKAGE, generate  # noqa: E402
 
+from tasks.generators.examples_driver import ArcTracer  # noqa: E402
 from tests.fake_llm import FakeLLM, Reply, completion_body  # noqa: E402
 
 SCHEMA = "covsweep.bench.llm-throughput/1"
@@ -86,42 +87,18 @@ CONSTRUCTORS = ["3", ""]
 PLAIN = (int, float, str, bool, type(None), list, tuple, dict)
 
 
-def _arc_tracer(filename: str, arcs: set[tuple[int, int]]):
-    """A sys.settrace function that adds to `arcs` the arcs executed in `filename`, coverage.py's way."""
-
-    def tracer(frame, event, arg):
-        if frame.f_code.co_filename != filename:
-            return None
-        last = [-frame.f_code.co_firstlineno]
-
-        def local(frame, event, arg):
-            if event == "line":
-                arcs.add((last[0], frame.f_lineno))
-                last[0] = frame.f_lineno
-            elif event == "return":
-                arcs.add((last[0], -frame.f_code.co_firstlineno))
-            return local
-
-        return local
-
-    return tracer
-
-
 def _outcome(expr: str, namespace: dict) -> tuple[set, str] | None:
     """(the arcs of the module `expr` executes, the assertion for what it gave), or None when the
     call does not fit the function (wrong arity or argument types)."""
-    arcs: set[tuple[int, int]] = set()
-    sys.settrace(_arc_tracer(namespace["__file__"], arcs))
-    try:
-        value = eval(expr, namespace)  # noqa: S307 - the synthetic project's own functions
-    except (TypeError, AttributeError):
-        return None
-    except Exception as exc:  # noqa: BLE001
-        if type(exc).__module__ != "builtins":
+    with ArcTracer(namespace["__file__"]).tracing() as arcs:
+        try:
+            value = eval(expr, namespace)  # noqa: S307 - the synthetic project's own functions
+        except (TypeError, AttributeError):
             return None
-        return arcs, f"    with pytest.raises({type(exc).__name__}):\n        {expr}"
-    finally:
-        sys.settrace(None)
+        except Exception as exc:  # noqa: BLE001
+            if type(exc).__module__ != "builtins":
+                return None
+            return arcs, f"    with pytest.raises({type(exc).__name__}):\n        {expr}"
     assertion = _value_assertion(expr, value)
     return (arcs, assertion) if assertion else None
 
@@ -316,20 +293,9 @@ def never_began(run: dict) -> bool:
     return run["exit_code"] != 0 and not run["timed_out"] and run["at_s"]["flow_begins"] is None
 
 
-def run_one(
-    concurrency: int,
-    project: Path,
-    fake: FakeLLM,
-    args,
-    prefect_home: Path,
-    sampler: HostSampler,
-    timeout: float,
-    hold_s: float,
-    extra: tuple[str, ...] = (),
-) -> dict:
-    """One covsweep run; `extra`: more of its options (bench/cluster.py's --cluster)."""
-    report = project.parent / f"report-c{concurrency}.json"
-    command = [
+def _command(concurrency: int, project: Path, base_url: str, args, report: Path, extra: tuple[str, ...]) -> list[str]:
+    """`covsweep run` on `project` with the bench's LLM server and options."""
+    return [
         str(COVSWEEP),
         "run",
         str(project),
@@ -338,7 +304,7 @@ def run_one(
         "--models",
         MODEL,
         "--llm-base-url",
-        fake.base_url,
+        base_url,
         "--concurrency",
         str(concurrency),
         "--max-iterations",
@@ -351,23 +317,20 @@ def run_one(
         str(report),
         *extra,
     ]
+
+
+def _env(prefect_home: Path) -> dict[str, str]:
+    """The run's environment: the bench's API key, no model or endpoint of the host's own."""
     env = child_env(prefect_home) | {"COVSWEEP_LLM_API_KEY": API_KEY}
     # Prefect's default of 20 s for the ephemeral server to come up is too short on a loaded host.
     env.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
     for name in ("COVSWEEP_MODELS", "COVSWEEP_LLM_BASE_URL", "OPENROUTER_API_KEY"):
         env.pop(name, None)
-    requests_before, unscripted_before = len(fake.requests), fake.unscripted
-    load_before = [round(x, 2) for x in os.getloadavg()]
-    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.monotonic()
-    sample_offset = t0 - sampler.started
-    (report.parent / "covsweep.log").unlink(missing_ok=True)
-    result = run_streamed(command, cwd=project, env=env, timeout=timeout, echo=args.verbose)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    lines = with_log_lines(result, report)
-    timed = phases(lines, result["seconds"])
-    at, spans = timed["at_s"], timed["phases_s"]
+    return env
 
+
+def _progress(lines: list[tuple[float, str]]) -> list[dict]:
+    """covsweep's "[k/N] module: ..." lines, each when it came and what it says."""
     progress = []
     for t, line in lines:
         if m := PROGRESS.search(line):
@@ -384,7 +347,11 @@ def run_one(
                     "execution_s": float(m.group(8)),
                 }
             )
-    modules_s = spans["modules"]
+    return progress
+
+
+def _throughput(progress: list[dict], modules_s: float | None, concurrency: int, at: dict) -> dict:
+    """Modules done of total and per minute, over the module phase and between the first and last module."""
     n = progress[-1]["n"] if progress else None
     done = len(progress)
     per_minute = round(60.0 * done / modules_s, 2) if modules_s and done == n else None
@@ -392,15 +359,7 @@ def run_one(
     steady = None
     if done >= 2 and progress[-1]["t"] > progress[0]["t"] and concurrency < done:
         steady = round(60.0 * (done - 1) / (progress[-1]["t"] - progress[0]["t"]), 2)
-
-    requests = fake.requests[requests_before:]
-    arrivals = [r.at - t0 for r in requests]
-    out = {
-        "concurrency": concurrency,
-        "command": " ".join(command).replace(fake.base_url, "URL"),
-        "seconds": round(result["seconds"], 3),
-        "exit_code": result["exit_code"],
-        "timed_out": result["timed_out"],
+    return {
         "modules_done": done,
         "modules_total": n,
         "module_phase_s": modules_s,
@@ -409,18 +368,103 @@ def run_one(
         "first_module_after_baseline_s": (
             round(progress[0]["t"] - at["baseline_done"], 3) if progress and at["baseline_done"] is not None else None
         ),
+    }
+
+
+def _llm_figures(requests: list, unscripted: int, t0: float, at: dict, hold_s: float) -> dict:
+    """The requests the server saw during the run (`requests`, `unscripted` of them) and how many waited at once."""
+    arrivals = [r.at - t0 for r in requests]
+    return {
+        "requests": len(requests),
+        "unscripted": unscripted,
+        "first_request_after_baseline_s": (
+            round(min(arrivals) - at["baseline_done"], 3) if arrivals and at["baseline_done"] is not None else None
+        ),
+        "in_flight": in_flight(arrivals, hold_s, at["baseline_done"], at["last_module"]),
+        "arrivals_s": [round(a, 3) for a in sorted(arrivals)],
+    }
+
+
+def _report_figures(report: Path) -> dict:
+    """What covsweep's report says of the run's modules: totals, statuses, errors, per-module times."""
+    data = json.loads(report.read_text())
+    modules = data.get("modules", [])
+    return {
+        "totals": data.get("totals"),
+        "statuses": {s: sum(m.get("status") == s for m in modules) for s in sorted({m.get("status") for m in modules})},
+        "generators": {
+            g: sum(m.get("generator") == g for m in modules)
+            for g in sorted({m.get("generator") or "" for m in modules})
+        },
+        "errors": [
+            f"{m['module']}: {m['error']['type']}: {m['error']['message'][:200]}" for m in modules if m.get("error")
+        ][:10],
+        "per_module_s": _per_module_s(modules),
+        "llm_attempts": sum(len(m["metadata"]["attempts"]) for m in modules),
+    }
+
+
+def _per_module_s(modules: list[dict]) -> dict:
+    """Statistics of each module's time, whole and by phase, from the report."""
+    return {
+        "execution": _stats([m["execution_time"] for m in modules]),
+        "generate": _stats([m["timings"]["generate"] for m in modules]),
+        "validate": _stats([m["timings"]["validate"] for m in modules]),
+        # probe + filter container starts together (two containers per module)
+        "sandbox_start": _stats([m["timings"]["sandbox_start"] for m in modules]),
+        "unaccounted": _stats(
+            [
+                m["execution_time"]
+                - m["timings"]["generate"]
+                - m["timings"]["validate"]
+                - m["timings"]["sandbox_start"]
+                for m in modules
+            ]
+        ),
+    }
+
+
+def _cpu_s(before: resource.struct_rusage, after: resource.struct_rusage) -> float:
+    return round((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), 2)
+
+
+def run_one(
+    concurrency: int,
+    project: Path,
+    fake: FakeLLM,
+    args,
+    prefect_home: Path,
+    sampler: HostSampler,
+    timeout: float,
+    hold_s: float,
+    extra: tuple[str, ...] = (),
+) -> dict:
+    """One covsweep run; `extra`: more of its options (bench/cluster.py's --cluster)."""
+    report = project.parent / f"report-c{concurrency}.json"
+    command = _command(concurrency, project, fake.base_url, args, report, extra)
+    requests_before, unscripted_before = len(fake.requests), fake.unscripted
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.monotonic()
+    sample_offset = t0 - sampler.started
+    (report.parent / "covsweep.log").unlink(missing_ok=True)
+    result = run_streamed(command, cwd=project, env=_env(prefect_home), timeout=timeout, echo=args.verbose)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    lines = with_log_lines(result, report)
+    timed = phases(lines, result["seconds"])
+    at, spans = timed["at_s"], timed["phases_s"]
+    progress = _progress(lines)
+    out = {
+        "concurrency": concurrency,
+        "command": " ".join(command).replace(fake.base_url, "URL"),
+        "seconds": round(result["seconds"], 3),
+        "exit_code": result["exit_code"],
+        "timed_out": result["timed_out"],
+        **_throughput(progress, spans["modules"], concurrency, at),
         "phases_s": spans,
         "at_s": at,
         "progress": progress,
-        "llm": {
-            "requests": len(requests),
-            "unscripted": fake.unscripted - unscripted_before,
-            "first_request_after_baseline_s": (
-                round(min(arrivals) - at["baseline_done"], 3) if arrivals and at["baseline_done"] is not None else None
-            ),
-            "in_flight": in_flight(arrivals, hold_s, at["baseline_done"], at["last_module"]),
-            "arrivals_s": [round(a, 3) for a in sorted(arrivals)],
-        },
+        "llm": _llm_figures(fake.requests[requests_before:], fake.unscripted - unscripted_before, t0, at, hold_s),
         "host": {
             "loadavg_before": load_before,
             "loadavg_after": [round(x, 2) for x in os.getloadavg()],
@@ -429,45 +473,12 @@ def run_one(
             ),
         },
         # covsweep's process and its waited-for children (the ephemeral Prefect server); not the containers
-        "covsweep_cpu_s": round(
-            (children.ru_utime - children_before.ru_utime) + (children.ru_stime - children_before.ru_stime), 2
-        ),
+        "covsweep_cpu_s": _cpu_s(children_before, children),
         "problem_lines": timed["problem_lines"],
         "problem_line_count": timed["problem_line_count"],
     }
     if report.exists():
-        data = json.loads(report.read_text())
-        modules = data.get("modules", [])
-        out["report"] = {
-            "totals": data.get("totals"),
-            "statuses": {
-                s: sum(m.get("status") == s for m in modules) for s in sorted({m.get("status") for m in modules})
-            },
-            "generators": {
-                g: sum(m.get("generator") == g for m in modules)
-                for g in sorted({m.get("generator") or "" for m in modules})
-            },
-            "errors": [
-                f"{m['module']}: {m['error']['type']}: {m['error']['message'][:200]}" for m in modules if m.get("error")
-            ][:10],
-            "per_module_s": {
-                "execution": _stats([m["execution_time"] for m in modules]),
-                "generate": _stats([m["timings"]["generate"] for m in modules]),
-                "validate": _stats([m["timings"]["validate"] for m in modules]),
-                # probe + filter container starts together (two containers per module)
-                "sandbox_start": _stats([m["timings"]["sandbox_start"] for m in modules]),
-                "unaccounted": _stats(
-                    [
-                        m["execution_time"]
-                        - m["timings"]["generate"]
-                        - m["timings"]["validate"]
-                        - m["timings"]["sandbox_start"]
-                        for m in modules
-                    ]
-                ),
-            },
-            "llm_attempts": sum(len(m["metadata"]["attempts"]) for m in modules),
-        }
+        out["report"] = _report_figures(report)
     if result["exit_code"] != 0 or not report.exists():
         out["output_tail"] = [line for _, line in lines[-40:]]
     return out

@@ -20,9 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -47,6 +45,7 @@ from tasks.mutation.run import mutate_module  # noqa: E402
 from tasks.project.discover import discover  # noqa: E402
 from tasks.sandbox.images import ensure_sandbox_image  # noqa: E402
 from tasks.sandbox.runner import prepare_workspace  # noqa: E402
+from tests.helpers import download_sdist  # noqa: E402
 
 RESULTS = BENCH / "results"
 SCHEMA = "covsweep.bench.offline/1"
@@ -67,26 +66,7 @@ TEST_DIRS = {"tests", "test", "testing"}
 
 def fetch(name: str, version: str, into: Path) -> Path:
     """The package's sdist, unpacked, without its tests: a project as a user would hand it over."""
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "-q",
-            "--no-deps",
-            "--no-binary",
-            ":all:",
-            f"{name}=={version}",
-            "-d",
-            into,
-        ],
-        check=True,
-    )
-    archive = next(into.glob(f"{name}-{version}.tar.gz"))
-    with tarfile.open(archive) as tar:
-        tar.extractall(into, filter="data")
-    root = into / f"{name}-{version}"
+    root = download_sdist(name, version, into)
     for path in sorted(root.rglob("*"), reverse=True):
         is_test = (
             path.name in TEST_DIRS

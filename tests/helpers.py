@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import tarfile
 import textwrap
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -134,6 +135,32 @@ def write_project(root: Path, files: dict[str, str]) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(textwrap.dedent(text).lstrip())
     return root
+
+
+def download_sdist(name: str, version: str, into: Path, timeout: float | None = None) -> Path:
+    """The source distribution of `name==version` from PyPI (no wheel, no dependencies), unpacked in `into`:
+    its folder."""
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "-q",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            f"{name}=={version}",
+            "-d",
+            str(into),
+        ],
+        check=True,
+        timeout=timeout,
+    )
+    archive = next(into.glob(f"{name}-{version}.tar.gz"))
+    with tarfile.open(archive) as tar:
+        tar.extractall(into, filter="data")
+    return into / f"{name}-{version}"
 
 
 def snapshot(root: Path) -> dict[str, bytes]:

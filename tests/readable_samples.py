@@ -3,8 +3,18 @@ releases, and what an LLM writes."""
 
 from __future__ import annotations
 
+# Two of Pynguin's cart tests below start with the same statements, as its search found them.
+PYNGUIN_CART_START = """\
+    cart_.Cart()
+    var_12 = cart_.Cart()
+    cart_.Cart()
+    var_13 = cart_.Cart()
+    var_13.count()
+    var_15 = var_12.count()
+    var_13.apply_coupon(code=var_15)
+    assert var_13.coupons == [0]"""
 # Pynguin 0.48's own output for examples/shop (covsweep's sandbox image), cut to a few tests per module.
-PYNGUIN_CART = """\
+PYNGUIN_CART = f"""\
 #  This file was automatically generated using Pynguin.
 
 import pytest
@@ -22,14 +32,7 @@ def test_1():
 
 @pytest.mark.xfail(strict=True)
 def test_3():
-    cart_.Cart()
-    var_12 = cart_.Cart()
-    cart_.Cart()
-    var_13 = cart_.Cart()
-    var_13.count()
-    var_15 = var_12.count()
-    var_13.apply_coupon(code=var_15)
-    assert var_13.coupons == [0]
+{PYNGUIN_CART_START}
     var_21 = var_13.subtotal()
     assert var_21 == 0
     var_13.apply_coupon(code=2114.09)
@@ -37,14 +40,7 @@ def test_3():
 
 
 def test_5():
-    cart_.Cart()
-    var_12 = cart_.Cart()
-    cart_.Cart()
-    var_13 = cart_.Cart()
-    var_13.count()
-    var_15 = var_12.count()
-    var_13.apply_coupon(code=var_15)
-    assert var_13.coupons == [0]
+{PYNGUIN_CART_START}
     with pytest.raises(ValueError):
         var_13.apply_coupon(code=var_15)
 """
@@ -185,8 +181,17 @@ def test_case_1():
     none_type_0 = cart_0.remove("pear")
     assert none_type_0 is None
 """
+# A test of LLM_CART below, written as a person would: a rewrite keeps it as it is, comment and all.
+BEST_SINGLE_COUPON = """\
+# Coupons never stack: the best single one wins.
+def test_best_single_coupon_wins():
+    cart = Cart()
+    cart.add("apple", 10_000, 2)  # 200.00, over the threshold
+    cart.apply_coupon("SAVE10")
+    cart.apply_coupon("WELCOME")
+    assert cart.total() == best_price(18_000, ["SAVE10", "WELCOME"])"""
 # What an LLM writes: good names and comments, imports repeated, the odd numbered test.
-LLM_CART = """\
+LLM_CART = f"""\
 import pytest
 from shop.cart import Cart
 from shop.cart import Cart
@@ -195,13 +200,7 @@ from shop.discounts import best_price
 import pytest
 
 
-# Coupons never stack: the best single one wins.
-def test_best_single_coupon_wins():
-    cart = Cart()
-    cart.add("apple", 10_000, 2)  # 200.00, over the threshold
-    cart.apply_coupon("SAVE10")
-    cart.apply_coupon("WELCOME")
-    assert cart.total() == best_price(18_000, ["SAVE10", "WELCOME"])
+{BEST_SINGLE_COUPON}
 
 
 def test_percent_off_rejects_more_than_100():

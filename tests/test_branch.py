@@ -15,7 +15,7 @@ from tasks.core.models import Coverage, ModuleResult
 from tasks.core.settings import Settings
 from tasks.delivery.branch import commit_message, create_branch, default_branch_name, push_branch
 from tasks.delivery.deliver import deliver as deliver_as
-from tasks.delivery.staging import Staging, head_commit
+from tasks.delivery.staging import Staging
 from tasks.project.remote import resolve
 from tasks.project.repository import checkout, origin_url
 from tests.git_fixtures import CALC, commit_all, files_containing, run_git, state_of, write_generated
@@ -80,9 +80,7 @@ def test_a_users_work_tree_delivers_a_branch_and_is_left_exactly_as_it_was(origi
     before = state_of(work)
 
     url = origin_url(work)
-    pushed = push_branch(
-        work, head_commit(work), work / "tests" / "generated", url, "covsweep/mine", MESSAGE, settings=NO_TOKEN
-    )
+    pushed = push_branch(work, base, work / "tests" / "generated", url, "covsweep/mine", MESSAGE, settings=NO_TOKEN)
 
     assert state_of(work) == before
     assert run_git("symbolic-ref", "HEAD", cwd=work).strip() == "refs/heads/topic"

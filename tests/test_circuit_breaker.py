@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 
 from tasks.core.settings import Settings
@@ -85,7 +87,7 @@ def test_disabled_always_allows(clock):
 
 
 def test_one_breaker_per_model_shared_across_threads(clock):
-    breakers = Breakers(threshold=50, cooldown_s=10, clock=clock)
+    breakers = Breakers(partial(CircuitBreaker, threshold=50, cooldown_s=10, clock=clock))
 
     def work():
         for _ in range(10):

@@ -10,10 +10,23 @@ import pytest
 
 from tasks.core.errors import ModuleError
 from tasks.core.models import Module, Mutant, Project
-from tasks.mutation.run import kills, kills_by_group, mutate_module, mutated_function
+from tasks.mutation.run import kills, kills_by_group, mutate_module
 from tasks.project.discover import discover
 from tasks.sandbox import runner as sandbox
 from tests.helpers import snapshot, write_project
+
+CLASS_SEPARATOR = "ǁ"  # mutmut's, between the class and the method in a mutant's name
+
+
+def mutated_function(mutant: Mutant) -> str:
+    """The function (`name`) or method (`Class.name`) a mutant changes, from mutmut's name for it
+    (`pkg.mod.x_name__mutmut_3`, `pkg.mod.xǁClassǁname__mutmut_1`): which functions the survivors are in."""
+    mangled = mutant.name.partition("__mutmut_")[0].rsplit(".", 1)[-1]
+    if mangled.startswith("x" + CLASS_SEPARATOR):
+        _, owner, name = mangled.split(CLASS_SEPARATOR)
+        return f"{owner}.{name}"
+    return mangled.removeprefix("x_")
+
 
 RULES = '''
     """Prices with a bulk discount and a loyalty rule."""

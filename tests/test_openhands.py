@@ -164,15 +164,22 @@ def test_only_the_tests_openhands_added_are_collected(tmp_path):
     assert sorted(names for _, names in found) == [{"TestNew.test_a"}, {"test_added"}]
 
 
-def test_the_task_lists_surviving_mutants_after_the_first_round(tmp_path):
-    from tasks.core.models import FileCoverage, Module, Mutant, ProjectRef
-    from tasks.generators.openhands import task_text
+def pkg_mod(tmp_path: Path, source: str):
+    """A target whose one module, pkg/mod.py, is `source`: its ProjectRef and Module."""
+    from tasks.core.models import Module, ProjectRef
 
     target = tmp_path / "target"
     (target / "pkg").mkdir(parents=True)
-    (target / "pkg" / "mod.py").write_text("def f(a, b):\n    return a < b\n")
+    (target / "pkg" / "mod.py").write_text(source)
     project = ProjectRef(target=target, import_root=target, test_paths=[])
-    module = Module(path="pkg/mod.py", dotted="pkg.mod", file=target / "pkg" / "mod.py", sha256="0")
+    return project, Module(path="pkg/mod.py", dotted="pkg.mod", file=target / "pkg" / "mod.py", sha256="0")
+
+
+def test_the_task_lists_surviving_mutants_after_the_first_round(tmp_path):
+    from tasks.core.models import FileCoverage, Mutant
+    from tasks.generators.openhands import task_text
+
+    project, module = pkg_mod(tmp_path, "def f(a, b):\n    return a < b\n")
     coverage = FileCoverage(statements=[1, 2], executed_lines=[1, 2])
     survivor = Mutant(
         name="pkg.mod.x_f__mutmut_1",
@@ -191,14 +198,10 @@ def test_the_task_lists_surviving_mutants_after_the_first_round(tmp_path):
 
 
 def test_the_task_puts_the_changed_lines_it_misses_first(tmp_path):
-    from tasks.core.models import FileCoverage, Module, ProjectRef
+    from tasks.core.models import FileCoverage
     from tasks.generators.openhands import task_text
 
-    target = tmp_path / "target"
-    (target / "pkg").mkdir(parents=True)
-    (target / "pkg" / "mod.py").write_text("def f(a):\n    if a:\n        return 1\n    return 2\n")
-    project = ProjectRef(target=target, import_root=target, test_paths=[])
-    module = Module(path="pkg/mod.py", dotted="pkg.mod", file=target / "pkg" / "mod.py", sha256="0")
+    project, module = pkg_mod(tmp_path, "def f(a):\n    if a:\n        return 1\n    return 2\n")
     coverage = FileCoverage(statements=[1, 2, 3, 4], executed_lines=[1])
 
     aimed = task_text(project, module, coverage, "tests/t.py", changed_lines=[1, 3])
@@ -307,26 +310,25 @@ def test_openhands_tests_are_filtered_and_kept(prefect_api, standin_env, example
     assert_key_left_nowhere(API_KEY, example, capfd, caplog)
 
 
-@pytest.mark.docker
-def test_a_silent_openhands_is_killed_as_stuck(standin_image, one_module, fake_llm, tmp_path):
+def openhands_error(setup, one_module, timeout: float):
+    """The error generate_with_openhands fails with on the fixture's module (it must fail)."""
     from tasks.core.errors import ModuleError
     from tasks.core.models import FileCoverage
     from tasks.generators.openhands import generate_with_openhands
 
     project, module, workspace = one_module
+    with pytest.raises(ModuleError) as raised:
+        generate_with_openhands(setup, project, module, FileCoverage(), workspace, round_no=1, timeout=timeout)
+    return raised.value.info
+
+
+@pytest.mark.docker
+def test_a_silent_openhands_is_killed_as_stuck(standin_image, one_module, fake_llm, tmp_path):
+    workspace = one_module[2]
     fake_llm.script(code_answer("STANDIN-SILENT 600\ndef test_never():\n    pass\n"))
     started = time.monotonic()
-    with pytest.raises(ModuleError) as raised:
-        generate_with_openhands(
-            _setup(fake_llm, standin_image, idle_s=3),
-            project,
-            module,
-            FileCoverage(),
-            workspace,
-            round_no=1,
-            timeout=300,
-        )
-    assert raised.value.info.type == "timeout" and "printed nothing for 3s" in raised.value.info.message
+    error = openhands_error(_setup(fake_llm, standin_image, idle_s=3), one_module, timeout=300)
+    assert error.type == "timeout" and "printed nothing for 3s" in error.message
     assert time.monotonic() - started < 60
     assert openhands_containers(str(tmp_path)) == []
     assert not (workspace / "openhands-1").exists()
@@ -334,40 +336,18 @@ def test_a_silent_openhands_is_killed_as_stuck(standin_image, one_module, fake_l
 
 @pytest.mark.docker
 def test_a_busy_openhands_is_killed_at_its_timeout(standin_image, one_module, fake_llm, tmp_path):
-    from tasks.core.errors import ModuleError
-    from tasks.core.models import FileCoverage
-    from tasks.generators.openhands import generate_with_openhands
-
-    project, module, workspace = one_module
     fake_llm.script(code_answer("STANDIN-BUSY 600\ndef test_never():\n    pass\n"))
-    with pytest.raises(ModuleError) as raised:
-        generate_with_openhands(
-            _setup(fake_llm, standin_image, idle_s=3, timeout_s=6),
-            project,
-            module,
-            FileCoverage(),
-            workspace,
-            round_no=1,
-            timeout=300,
-        )
-    assert raised.value.info.type == "timeout" and "did not finish within 6s" in raised.value.info.message
+    error = openhands_error(_setup(fake_llm, standin_image, idle_s=3, timeout_s=6), one_module, timeout=300)
+    assert error.type == "timeout" and "did not finish within 6s" in error.message
     assert openhands_containers(str(tmp_path)) == []
 
 
 @pytest.mark.docker
 def test_a_rejected_key_is_an_authentication_error(standin_image, one_module, fake_llm, tmp_path):
-    from tasks.core.errors import ModuleError
-    from tasks.core.models import FileCoverage
-    from tasks.generators.openhands import generate_with_openhands
-
-    project, module, workspace = one_module
     fake_llm.script(unauthorized(echo_key=True))
-    with pytest.raises(ModuleError) as raised:
-        generate_with_openhands(
-            _setup(fake_llm, standin_image), project, module, FileCoverage(), workspace, round_no=1, timeout=120
-        )
-    assert raised.value.info.type == "authentication", raised.value.info
-    assert API_KEY not in raised.value.info.message
+    error = openhands_error(_setup(fake_llm, standin_image), one_module, timeout=120)
+    assert error.type == "authentication", error
+    assert API_KEY not in error.message
     assert openhands_containers(str(tmp_path)) == []
 
 

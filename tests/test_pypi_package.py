@@ -4,40 +4,20 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import tarfile
 
 import pytest
 
 from flows.spec_to_production import spec_to_production
+from tests.helpers import download_sdist
 
 pytestmark = pytest.mark.docker
 
-PACKAGE = "docopt==0.6.2"  # one flat module, no tests of its own in the sdist
+PACKAGE = ("docopt", "0.6.2")  # one flat module, no tests of its own in the sdist
 
 
 @pytest.fixture
 def package(tmp_path):
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "-q",
-            "--no-deps",
-            "--no-binary",
-            ":all:",
-            "-d",
-            str(tmp_path),
-            PACKAGE,
-        ],
-        check=True,
-        timeout=300,
-    )
-    sdist = next(tmp_path.glob("*.tar.gz"))
-    with tarfile.open(sdist) as archive:
-        archive.extractall(tmp_path, filter="data")
-    return next(p for p in tmp_path.iterdir() if p.is_dir())
+    return download_sdist(*PACKAGE, tmp_path, timeout=300)
 
 
 def test_coverage_of_a_real_package_rises(prefect_api, sandbox_image, package):

@@ -12,7 +12,7 @@ import pytest
 
 from tasks.core.models import Module, Project, SandboxConfig
 from tasks.core.testfiles import test_names as names_of_tests
-from tasks.coverage.readable.check import STEM, changed_tests, check_rewrite, make_readable
+from tasks.coverage.readable.check import STEM, changed_tests, make_readable
 from tasks.coverage.readable.formatting import ruff_format
 from tasks.coverage.readable.imports import tidy_imports
 from tasks.coverage.readable.rewrite import Rewritten, rewrite
@@ -29,8 +29,18 @@ from tests.test_write import run_pytest
 
 SHOP_STYLE = ProjectStyle(imports="names", packages=["shop"])
 
+# samples.PYNGUIN_CART_START rewritten.
+CART_START = """\
+    Cart()
+    cart = Cart()
+    Cart()
+    cart_2 = Cart()
+    cart_2.count()
+    count = cart.count()
+    cart_2.apply_coupon(code=count)
+    assert cart_2.coupons == [0]"""
 EXPECTED = {
-    "PYNGUIN_CART": """\
+    "PYNGUIN_CART": f"""\
 import pytest
 
 from shop.cart import Cart
@@ -43,28 +53,14 @@ def test_cart_subtotal_returns_zero():
 
 @pytest.mark.xfail(strict=True)
 def test_cart_total_fails():
-    Cart()
-    cart = Cart()
-    Cart()
-    cart_2 = Cart()
-    cart_2.count()
-    count = cart.count()
-    cart_2.apply_coupon(code=count)
-    assert cart_2.coupons == [0]
+{CART_START}
     assert cart_2.subtotal() == 0
     cart_2.apply_coupon(code=2114.09)
     cart_2.total()
 
 
 def test_cart_apply_coupon_raises_value_error():
-    Cart()
-    cart = Cart()
-    Cart()
-    cart_2 = Cart()
-    cart_2.count()
-    count = cart.count()
-    cart_2.apply_coupon(code=count)
-    assert cart_2.coupons == [0]
+{CART_START}
     with pytest.raises(ValueError):
         cart_2.apply_coupon(code=count)
 """,
@@ -163,20 +159,14 @@ def test_cart_remove_returns_none():
     cart = Cart()
     assert cart.remove("pear") is None
 """,
-    "LLM_CART": """\
+    "LLM_CART": f"""\
 import pytest
 
 from shop.cart import Cart
 from shop.discounts import best_price, percent_off
 
 
-# Coupons never stack: the best single one wins.
-def test_best_single_coupon_wins():
-    cart = Cart()
-    cart.add("apple", 10_000, 2)  # 200.00, over the threshold
-    cart.apply_coupon("SAVE10")
-    cart.apply_coupon("WELCOME")
-    assert cart.total() == best_price(18_000, ["SAVE10", "WELCOME"])
+{samples.BEST_SINGLE_COUPON}
 
 
 def test_percent_off_rejects_more_than_100():
@@ -486,9 +476,8 @@ def test_changed_tests_names_each_test_whose_outcome_or_coverage_changed(example
     changed = changed_tests(local_config, project, module, workspace / "a.py", workspace / "b.py", workspace, 120)
 
     assert changed == ["test_1", "test_2"]
-    assert not check_rewrite(local_config, project, module, workspace / "a.py", workspace / "b.py", workspace, 120)
     (workspace / "c.py").write_text(original.replace("def test_0", "def test_coupon_percent_returns_20"))
-    assert check_rewrite(local_config, project, module, workspace / "a.py", workspace / "c.py", workspace, 120)
+    assert changed_tests(local_config, project, module, workspace / "a.py", workspace / "c.py", workspace, 120) == []
 
 
 def test_a_test_whose_rewrite_changes_what_it_does_keeps_its_original_text(tmp_path, local_config):
@@ -606,8 +595,9 @@ def test_pynguins_output_for_the_example_rewritten_does_the_same_in_the_sandbox(
     assert readable_issues(raw) and readable_issues(result.source) == []
     (workspace / "raw.py").write_text(raw)
     (workspace / "readable.py").write_text(result.source)
-    assert check_rewrite(
-        docker_config, project, module, workspace / "raw.py", workspace / "readable.py", workspace, 300
+    assert (
+        changed_tests(docker_config, project, module, workspace / "raw.py", workspace / "readable.py", workspace, 300)
+        == []
     )
     (written,) = write_files(
         project, example / "tests" / "generated", [WriteRequest(module=module, source=result.source)]

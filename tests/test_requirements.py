@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 
 from tasks.core.errors import InputError
-from tasks.sandbox.requirements import declared_requirements, read_declared
+from tasks.sandbox.requirements import read_declared
 from tasks.sandbox.setup_py import metadata_declarations
 from tests.helpers import write_project
 
 
 def test_nothing_declared_is_empty(tmp_path):
     write_project(tmp_path, {"pkg/__init__.py": "", "pyproject.toml": '[project]\nname = "pkg"\n'})
-    assert declared_requirements(tmp_path) == []
+    assert read_declared(tmp_path).requirements == []
 
 
 def test_pyproject_runtime_and_test_sets_but_not_other_extras(tmp_path):
@@ -33,7 +33,7 @@ def test_pyproject_runtime_and_test_sets_but_not_other_extras(tmp_path):
     """
         },
     )
-    assert declared_requirements(tmp_path) == [
+    assert read_declared(tmp_path).requirements == [
         'attrs; python_version >= "3.8"',
         "pytest-mock",
         "ruff",
@@ -64,7 +64,7 @@ def test_requirements_files_with_includes_options_and_what_is_skipped(tmp_path):
             "docs-requirements.txt": "sphinx\n",
         },
     )
-    assert declared_requirements(tmp_path) == [
+    assert read_declared(tmp_path).requirements == [
         "long-name>=2",
         "pytest-mock>=3",
         "requests==2.32.3",
@@ -92,7 +92,7 @@ def test_setup_cfg(tmp_path):
     """
         },
     )
-    assert declared_requirements(tmp_path) == ["attrs>=22", "pytest-mock", "six", "tzdata"]
+    assert read_declared(tmp_path).requirements == ["attrs>=22", "pytest-mock", "six", "tzdata"]
 
 
 def test_setup_py_only(tmp_path):
@@ -112,7 +112,7 @@ def test_setup_py_only(tmp_path):
     """
         },
     )
-    assert declared_requirements(tmp_path) == ["pytest-mock", "six>=1.16", "ujson"]
+    assert read_declared(tmp_path).requirements == ["pytest-mock", "six>=1.16", "ujson"]
     assert read_declared(tmp_path).setup_py_unread == ""
 
 
@@ -125,7 +125,7 @@ def test_setup_py_with_setup_cfg_and_pyproject_adds_up(tmp_path):
             "pyproject.toml": '[build-system]\nrequires = ["setuptools"]\n',
         },
     )
-    assert declared_requirements(tmp_path) == ["mock", "pytest-mock", "six"]
+    assert read_declared(tmp_path).requirements == ["mock", "pytest-mock", "six"]
 
 
 def test_setup_py_that_is_not_literal_says_why_and_takes_what_the_hook_read(tmp_path):
@@ -152,7 +152,7 @@ def test_duplicates_across_sources_appear_once(tmp_path):
             "requirements.txt": "six>=1.16\n",
         },
     )
-    assert declared_requirements(tmp_path) == ["six>=1.16"]
+    assert read_declared(tmp_path).requirements == ["six>=1.16"]
 
 
 @pytest.mark.parametrize(
@@ -168,5 +168,5 @@ def test_duplicates_across_sources_appear_once(tmp_path):
 def test_unreadable_declarations_are_input_errors(tmp_path, files, named):
     write_project(tmp_path, files)
     with pytest.raises(InputError, match=named.replace("[", r"\[")) as caught:
-        declared_requirements(tmp_path)
+        read_declared(tmp_path)
     assert "\n" not in str(caught.value)

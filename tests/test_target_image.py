@@ -18,7 +18,7 @@ from tasks.sandbox import images as image
 from tasks.sandbox import runner as sandbox
 from tasks.sandbox import target_image
 from tasks.sandbox.probe import probe_import
-from tasks.sandbox.requirements import declared_requirements
+from tasks.sandbox.requirements import read_declared
 from tasks.sandbox.setup_py import SetupDeclarations
 from tests.helpers import run_cli, snapshot, write_project
 
@@ -147,7 +147,7 @@ def settings(tmp_path_factory):
 def built(sandbox_image, deps_project, settings):
     """The target image, built from scratch here (an earlier session's copy is removed first)."""
     client = docker.from_env()
-    expected = target_image.target_tag(client.images.get(sandbox_image).id, declared_requirements(deps_project))
+    expected = target_image.target_tag(client.images.get(sandbox_image).id, read_declared(deps_project).requirements)
     _remove(client, expected)
     started = time.monotonic()
     tag = target_image.ensure_target_image(settings, deps_project)

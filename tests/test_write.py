@@ -72,6 +72,14 @@ def run_pytest(runner: str, cwd: Path, *args: str) -> subprocess.CompletedProces
     )
 
 
+def assert_passes(runner: str, cwd: Path, *args: str, passed: int | None = None) -> None:
+    """pytest, started as `runner` from `cwd`, passes (and with `passed` tests passed, when given)."""
+    result = run_pytest(runner, cwd, *args)
+    assert result.returncode == 0, result.stdout + result.stderr
+    if passed is not None:
+        assert f"{passed} passed" in result.stdout
+
+
 def test_one_file_per_module_named_after_its_path_starting_with_the_marker(src_target):
     project = discover(src_target)
     out = project.target / "tests" / "generated"
@@ -105,10 +113,7 @@ def test_src_layout_without_pythonpath_config_passes_under_plain_pytest(src_targ
         [request(project, "tinyshop/money.py", MONEY_TEST), request(project, "tinyshop/cart.py", CART_TEST)],
     )
 
-    result = run_pytest(runner, src_target)
-
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "3 passed" in result.stdout
+    assert_passes(runner, src_target, passed=3)
 
 
 @pytest.mark.parametrize("runner", sorted(RUNNERS))
@@ -118,10 +123,7 @@ def test_flat_layout_passes_under_plain_pytest(flat_target, runner):
     (written,) = write_files(project, out, [request(project, "shapes.py", SHAPES_TEST)])
     assert written.path == out / "test_shapes.py"
 
-    result = run_pytest(runner, flat_target)
-
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "2 passed" in result.stdout  # the project's own test and the generated one
+    assert_passes(runner, flat_target, passed=2)  # the project's own test and the generated one
 
 
 @pytest.mark.parametrize("runner", sorted(RUNNERS))
@@ -141,9 +143,7 @@ def test_out_outside_the_target_passes_from_the_targets_root(src_target, flat_ta
 
     assert written.path.parent == out and written.refused is None
     assert snapshot(target) == before
-    result = run_pytest(runner, target, str(out))
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "1 passed" in result.stdout
+    assert_passes(runner, target, str(out), passed=1)
 
 
 def test_its_own_earlier_file_is_rewritten_in_place(src_target):
@@ -167,9 +167,7 @@ def test_its_own_earlier_file_is_rewritten_in_place(src_target):
     assert "euros(250)" in text
     # the earlier run's tests were part of this run's baseline: they stay, and no name shadows another
     assert "cents(2) == 200" in text
-    result = run_pytest("python -m pytest", src_target)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "2 passed" in result.stdout
+    assert_passes("python -m pytest", src_target, passed=2)
 
 
 def test_a_file_without_the_marker_is_refused_and_left_unchanged(src_target, tmp_path):
@@ -224,9 +222,7 @@ def test_a_covsweep_name_when_the_project_has_a_test_module_of_that_basename(fla
     assert written.path.read_text().startswith(MARKER)
     assert {k: v for k, v in snapshot(flat_target).items() if not k.startswith("tests/generated/")} == before
     # pytest's default import mode would reject two test modules named test_shapes
-    result = run_pytest("python -m pytest", flat_target)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "3 passed" in result.stdout
+    assert_passes("python -m pytest", flat_target, passed=3)
 
 
 def test_modules_whose_names_flatten_alike_keep_their_own_files(tmp_path):
@@ -251,9 +247,7 @@ def test_modules_whose_names_flatten_alike_keep_their_own_files(tmp_path):
     assert all(w.refused is None for w in written)
     assert written[0].path != written[1].path
     assert "test_one" in written[0].path.read_text() and "test_two" in written[1].path.read_text()
-    result = run_pytest("python -m pytest", target)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "2 passed" in result.stdout
+    assert_passes("python -m pytest", target, passed=2)
 
 
 def test_writing_the_same_tests_again_changes_nothing(src_target):
@@ -310,9 +304,7 @@ def test_one_conftest_in_out_puts_the_import_root_on_sys_path_instead_of_a_pream
         text = (out / test_file).read_text()
         assert "sys" not in text and "Path" not in text, text
     # the pytest script puts neither the working directory nor src/ on sys.path: only the conftest does
-    result = run_pytest("pytest", src_target, "tests/generated")
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "3 passed" in result.stdout
+    assert_passes("pytest", src_target, "tests/generated", passed=3)
 
 
 @pytest.mark.parametrize("config", sorted(CONFIGS))
@@ -326,9 +318,7 @@ def test_a_project_whose_pytest_configuration_sets_pythonpath_gets_no_conftest(s
 
     assert sorted(p.name for p in out.iterdir()) == [written.path.name]
     assert "sys" not in written.path.read_text()
-    result = run_pytest("pytest", src_target)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "1 passed" in result.stdout
+    assert_passes("pytest", src_target, passed=1)
 
 
 def test_a_flat_project_with_a_conftest_at_its_root_gets_no_conftest(flat_target):
@@ -339,9 +329,7 @@ def test_a_flat_project_with_a_conftest_at_its_root_gets_no_conftest(flat_target
     (written,) = write_files(project, out, [request(project, "shapes.py", SHAPES_TEST)])
 
     assert sorted(p.name for p in out.iterdir()) == [written.path.name]
-    result = run_pytest("pytest", flat_target)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "2 passed" in result.stdout
+    assert_passes("pytest", flat_target, passed=2)
 
 
 def test_pythonpath_for_another_folder_or_importlib_mode_still_gets_a_conftest(flat_target):
@@ -355,9 +343,7 @@ def test_pythonpath_for_another_folder_or_importlib_mode_still_gets_a_conftest(f
     write_files(project, out, [request(project, "shapes.py", SHAPES_TEST)])
 
     assert (out / "conftest.py").read_text().startswith(MARKER)
-    result = run_pytest("pytest", flat_target)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "2 passed" in result.stdout
+    assert_passes("pytest", flat_target, passed=2)
 
 
 @pytest.mark.parametrize("runner", sorted(RUNNERS))
@@ -371,9 +357,7 @@ def test_a_conftest_in_out_that_is_not_covsweeps_is_left_alone_and_each_file_car
 
     assert (out / "conftest.py").read_text() == theirs
     assert "_covsweep_sys.path.insert(0, _COVSWEEP_ROOT)" in written.path.read_text()
-    result = run_pytest(runner, src_target)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "1 passed" in result.stdout
+    assert_passes(runner, src_target, passed=1)
 
 
 @pytest.mark.parametrize(
@@ -393,9 +377,7 @@ def test_an_earlier_file_with_the_preamble_is_read_back_merged_and_upgraded(src_
     assert "def test_cents():" in text and "def test_cents_of_a_half():" in text
     assert text.count("from tinyshop.money import cents") == 1
     assert (out / "conftest.py").exists()
-    result = run_pytest("pytest", src_target)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "2 passed" in result.stdout
+    assert_passes("pytest", src_target, passed=2)
 
 
 def test_imports_of_an_earlier_file_and_the_new_tests_are_merged_not_repeated(src_target):
@@ -411,9 +393,7 @@ def test_imports_of_an_earlier_file_and_the_new_tests_are_merged_not_repeated(sr
 
     lines = written.path.read_text().splitlines()
     assert lines[1:5] == ["import pytest", "", "from tinyshop.money import cents, euros", ""]
-    result = run_pytest("python -m pytest", src_target)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "2 passed" in result.stdout
+    assert_passes("python -m pytest", src_target, passed=2)
 
 
 def test_covsweeps_conftest_goes_once_the_project_configures_pythonpath(src_target):
@@ -426,8 +406,7 @@ def test_covsweeps_conftest_goes_once_the_project_configures_pythonpath(src_targ
     write_files(project, out, [request(project, "tinyshop/money.py", MONEY_TEST)])
 
     assert sorted(p.name for p in out.iterdir()) == ["test_tinyshop_money.py"]
-    result = run_pytest("pytest", src_target)
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert_passes("pytest", src_target)
 
 
 def test_under_unittest_each_file_carries_the_preamble_and_no_conftest_is_written(src_target):
@@ -471,9 +450,7 @@ def test_covsweeps_conftest_and_the_projects_own_in_a_parent_folder_both_load(sr
     write_files(project, out, [request(project, "tinyshop/money.py", uses_fixture)])
 
     assert (out / "conftest.py").read_text().startswith(MARKER)
-    result = run_pytest(runner, src_target)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "3 passed" in result.stdout
+    assert_passes(runner, src_target, passed=3)
 
 
 def test_for_unittest_the_out_folder_becomes_a_marked_package_once(src_target):

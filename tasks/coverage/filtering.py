@@ -3,7 +3,6 @@ line or branch coverage over what the baseline and the tests already kept cover.
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 
 from pydantic import BaseModel, Field
@@ -11,8 +10,7 @@ from pydantic import BaseModel, Field
 from tasks.core.models import FileCoverage, Framework, Module, Mutant, ProjectRef, SandboxConfig, TestCounts
 from tasks.core.testfiles import test_names
 from tasks.coverage.data import Arc, contexts_coverage, outside_tests_coverage, write_rcfile
-from tasks.sandbox import runner as sandbox
-from tasks.sandbox.pytest_support import junit_outcomes, pytest_args, sandbox_env
+from tasks.sandbox.pytest_support import junit_outcomes, pytest_args, run_in_target
 from tasks.sandbox.unittest_support import install_runner, unittest_args, unittest_outcomes
 
 
@@ -132,15 +130,8 @@ def filter_tests(
     workspace = candidate.parent
     rcfile = write_rcfile(workspace, project, per_test=True)
     names = test_names(candidate.read_text())
-    steps = [f"cd {shlex.quote(str(project.target))}", *_rerun_commands(framework, candidate, rcfile, reruns)]
-    result = sandbox.run(
-        config,
-        "\n".join(steps),
-        workspace=workspace,
-        read_only=[project.target],
-        timeout=timeout,
-        env=sandbox_env(project),
-    )
+    commands = _rerun_commands(framework, candidate, rcfile, reruns)
+    result = run_in_target(config, project, commands, workspace=workspace, timeout=timeout)
     runs = rerun_outcomes(framework, candidate, reruns)
     passed_all = [n for n in names if all(r.get(n, False) for r in runs)]
     failed_all = [n for n in names if not any(r.get(n, False) for r in runs)]

@@ -27,14 +27,6 @@ def generated_files(out: Path) -> list[Path]:
     return sorted(p for p in out.rglob("*.py") if "__pycache__" not in p.parts and is_covsweep_file(p))
 
 
-def head_commit(repo: Path) -> str:
-    """The commit a git work tree's HEAD is at: the base of a delivery from the user's own checkout."""
-    try:
-        return git("rev-parse", "--verify", "--quiet", "HEAD^{commit}", cwd=repo).strip()
-    except GitError:
-        raise InputError(f"{repo} is not a git work tree with a commit to build on") from None
-
-
 class Staging:
     """`with Staging(repo) as staging:` a tree of the base commit plus files, and a commit of it, made
     without writing anything into `repo`'s .git."""

@@ -52,10 +52,6 @@ class CallTimeout(BaseException):
     """A call ran past its time: raised from the alarm, past the target's own `except Exception`."""
 
 
-class Done(Exception):
-    """Ends one target's search."""
-
-
 # ---------------------------------------------------------------- what the module offers
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Literal
 
 from tasks.llm.config import LLMConfig
@@ -82,28 +83,23 @@ class CircuitBreaker:
 
 
 class Breakers:
-    """The run's breakers, one per model name, made on first use."""
+    """The run's breakers, one per model name, made on first use by `make` (each model its own)."""
 
-    def __init__(
-        self,
-        threshold: int = 3,
-        cooldown_s: float = 30.0,
-        *,
-        enabled: bool = True,
-        clock: Callable[[], float] = time.monotonic,
-    ):
-        self._args = dict(threshold=threshold, cooldown_s=cooldown_s, enabled=enabled, clock=clock)
+    def __init__(self, make: Callable[[], CircuitBreaker] = CircuitBreaker):
+        self._make = make
         self._lock = threading.Lock()
         self._by_model: dict[str, CircuitBreaker] = {}
 
     @classmethod
     def from_config(cls, config: LLMConfig) -> Breakers:
-        return cls(config.breaker_threshold, config.breaker_cooldown_s, enabled=config.circuit_breaker)
+        return cls(
+            partial(CircuitBreaker, config.breaker_threshold, config.breaker_cooldown_s, enabled=config.circuit_breaker)
+        )
 
     def __getitem__(self, model: str) -> CircuitBreaker:
         with self._lock:
             if model not in self._by_model:
-                self._by_model[model] = CircuitBreaker(**self._args)
+                self._by_model[model] = self._make()
             return self._by_model[model]
 
     def states(self) -> dict[str, State]:

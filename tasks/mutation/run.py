@@ -25,7 +25,6 @@ from tasks.sandbox.pytest_support import sandbox_env
 DRIVER = Path(sandbox_driver.__file__)
 DEFAULT_MUTANTS = 30
 DETECTED = ("killed", "timeout")
-CLASS_SEPARATOR = "ǁ"  # mutmut's, between the class and the method in a mutant's name
 
 
 class MutationRun(BaseModel):
@@ -40,16 +39,6 @@ class MutationRun(BaseModel):
     def survivors(self) -> list[Mutant]:
         """What the refinement prompt lists under "Surviving mutants"."""
         return [m for m in self.mutants if m.status == "survived"]
-
-
-def mutated_function(mutant: Mutant) -> str:
-    """The function (`name`) or method (`Class.name`) a mutant changes, from mutmut's name for it
-    (`pkg.mod.x_name__mutmut_3`, `pkg.mod.xǁClassǁname__mutmut_1`): what a generator can aim at."""
-    mangled = mutant.name.partition("__mutmut_")[0].rsplit(".", 1)[-1]
-    if mangled.startswith("x" + CLASS_SEPARATOR):
-        _, owner, name = mangled.split(CLASS_SEPARATOR)
-        return f"{owner}.{name}"
-    return mangled.removeprefix("x_")
 
 
 def score_of(mutants: list[Mutant]) -> MutationScore:

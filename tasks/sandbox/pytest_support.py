@@ -6,7 +6,8 @@ import shlex
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from tasks.core.models import ProjectRef
+from tasks.core.models import ProjectRef, SandboxConfig
+from tasks.sandbox import runner as sandbox
 
 PER_TEST_TIMEOUT_S = 30
 
@@ -34,6 +35,17 @@ def pytest_args(paths: list[Path | str], junit: Path | None = None) -> str:
 def sandbox_env(project: ProjectRef) -> dict[str, str]:
     """Import the target as if it were installed, the way its own tests would see it."""
     return {"PYTHONPATH": str(project.import_root), "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+def run_in_target(
+    config: SandboxConfig, project: ProjectRef, commands: list[str], *, workspace: Path, timeout: float
+) -> sandbox.ExecResult:
+    """Run `commands` one after the other from the target's root, the target mounted read-only and
+    importable as its own tests see it."""
+    script = "\n".join([f"cd {shlex.quote(str(project.target))}", *commands])
+    return sandbox.run(
+        config, script, workspace=workspace, read_only=[project.target], timeout=timeout, env=sandbox_env(project)
+    )
 
 
 def junit_outcomes(junit: Path, stem: str) -> dict[str, bool]:

@@ -45,11 +45,6 @@ class Declared(BaseModel):
     )
 
 
-def declared_requirements(project_dir: Path) -> list[str]:
-    """Sorted and without duplicates; [] when the project declares nothing."""
-    return read_declared(project_dir).requirements
-
-
 def read_declared(project_dir: Path, setup_py: SetupDeclarations | None = None) -> Declared:
     """What the project declares; `setup_py`: what the metadata hook read from its setup.py, where
     the static read could not (without it, such a setup.py adds nothing and says why)."""

@@ -5,7 +5,6 @@ cover the same lines and arcs of the project."""
 
 from __future__ import annotations
 
-import shlex
 import time
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from tasks.coverage.data import Arc, coverage_by_test, write_rcfile
 from tasks.coverage.readable.rewrite import Rewritten, rewrite
 from tasks.project.style import ProjectStyle
 from tasks.sandbox import runner as sandbox
-from tasks.sandbox.pytest_support import junit_outcomes, pytest_args, sandbox_env
+from tasks.sandbox.pytest_support import junit_outcomes, pytest_args, run_in_target
 
 STEM = "test_covsweep_readable"  # both files carry it: their tests' contexts and JUnit names compare as they are
 SIDES = ("original", "rewritten")
@@ -45,7 +44,7 @@ def changed_tests(
     names = {side: test_names(text) for side, text in texts.items()}
     if len(names["original"]) != len(names["rewritten"]):
         return names["original"]
-    steps = [f"cd {shlex.quote(str(project.target))}"]
+    steps = []
     for side in SIDES:
         folder = sandbox.prepare_workspace(workspace / side)
         for stale in (folder / ".coverage", folder / "junit.xml"):
@@ -57,14 +56,7 @@ def changed_tests(
             f'PYTHONHASHSEED=1 "$PY" -m coverage run --rcfile={rcfile} {pytest_args([test_file], folder / "junit.xml")}'
             f" > {folder}/pytest.log 2>&1"
         )
-    result = sandbox.run(
-        config,
-        "\n".join(steps),
-        workspace=workspace,
-        read_only=[project.target],
-        timeout=timeout,
-        env=sandbox_env(project),
-    )
+    result = run_in_target(config, project, steps, workspace=workspace, timeout=timeout)
     if result.timed_out:
         return names["original"]
     before = _traces(workspace / "original", names["original"])
@@ -72,19 +64,6 @@ def changed_tests(
     return [
         name for name, old, new in zip(names["original"], before, after, strict=True) if old[0] is None or old != new
     ]
-
-
-def check_rewrite(
-    config: SandboxConfig,
-    project: ProjectRef,
-    module: Module,
-    original: Path,
-    rewritten: Path,
-    workspace: Path,
-    timeout: float,
-) -> bool:
-    """Whether every test of `rewritten` does what its counterpart in `original` does."""
-    return not changed_tests(config, project, module, original, rewritten, workspace, timeout)
 
 
 def make_readable(
