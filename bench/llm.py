@@ -330,10 +330,12 @@ def _env(prefect_home: Path) -> dict[str, str]:
 
 
 def _progress(lines: list[tuple[float, str]]) -> list[dict]:
-    """covsweep's "[k/N] module: ..." lines, each when it came and what it says."""
-    progress = []
+    """covsweep's "[k/N] module: ..." lines, each when it first came (on the console, or in Prefect's
+    log) and what it says."""
+    progress, seen = [], set()
     for t, line in lines:
-        if m := PROGRESS.search(line):
+        if (m := PROGRESS.search(line)) and m.group(3) not in seen:
+            seen.add(m.group(3))
             progress.append(
                 {
                     "t": round(t, 3),

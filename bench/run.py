@@ -57,7 +57,8 @@ MARKERS = {
     "server_starting": re.compile(r"Starting temporary server"),
     "flow_begins": re.compile(r"Beginning flow run"),
     "plan_done": re.compile(r"Task run 'plan-run[^']*' - Finished"),
-    "baseline_done": re.compile(r"- baseline: line"),
+    # covsweep's own line on the console, or Prefect's in covsweep.log: whichever came first
+    "baseline_done": re.compile(r"^baseline: line|- baseline of the whole project: line"),
     "first_task_finished": re.compile(r"Task run 'generate [^']*' - Finished"),
     "first_module": re.compile(r"\[1/\d+\]"),
     # `--generator none` may settle every module in one task run instead of one per module
