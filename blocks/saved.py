@@ -7,8 +7,9 @@ from typing import TypeVar
 from prefect.blocks.core import Block
 from prefect.logging import get_logger
 
+from tasks.core.names import DEFAULT_BLOCK_NAME
+
 B = TypeVar("B", bound=Block)
-DEFAULT_BLOCK_NAME = "default"
 
 
 def load_saved(cls: type[B], name: str = DEFAULT_BLOCK_NAME) -> B | None:

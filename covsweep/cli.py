@@ -154,7 +154,7 @@ def _start_temporary_server() -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the flow in this process and print a summary; the report goes to --report."""
-    from tasks.plan import preflight, report_path
+    from tasks.checks import preflight, report_path
 
     options = _repository_defaults(_options(args))
     try:

@@ -1,60 +1,42 @@
-"""Check a run's options and turn them into a plan: the project, the generator, the sandbox."""
+"""Turn a run's options, checked again with the saved blocks, into a plan: the project, the generator,
+the sandbox."""
 
 from __future__ import annotations
 
 import shutil
-import tempfile
 import uuid
 from contextlib import suppress
 from pathlib import Path
 
 from prefect import task
-from prefect.logging import get_logger
 
-from blocks.cluster import CovsweepCluster
 from blocks.sandbox import CovsweepSandbox
 from blocks.saved import load_saved
-from tasks.cluster.scheduler import check_cluster, reach_scheduler, run_api_url
+from tasks.checks import changed_modules, check_options, cluster_address, report_path
+from tasks.cluster.scheduler import check_cluster, run_api_url
 from tasks.core.errors import InputError
-from tasks.core.models import Framework, GeneratorName, Project, SandboxConfig, SandboxLimits
+from tasks.core.log import get_logger
+from tasks.core.models import Framework, Project, SandboxConfig, SandboxLimits
 from tasks.core.options import RunOptions
 from tasks.core.plan import Plan
 from tasks.core.settings import Settings, load
 from tasks.delivery.branch import check_new_branch, default_branch_name
-from tasks.llm.config import resolve_llm_config
-from tasks.project.changes import changed_since
-from tasks.project.discover import discover
 from tasks.project.framework import detect_framework
-from tasks.project.remote import is_repository_url
-from tasks.project.repository import Checkout, fetch_history_for, origin_url
+from tasks.project.repository import Checkout, fetch_history_for
 from tasks.project.source import (
     Cloned,
     check_no_ref,
-    check_source,
     clone_target,
     delivery_kind,
     out_in_clone,
     push_url,
     runs_on_a_clone,
-    work_tree_root,
 )
-from tasks.reporting.gates import check_gate_options
 from tasks.sandbox.containers import docker_client
 from tasks.sandbox.images import ensure_sandbox_image
 from tasks.sandbox.leftovers import remove_leftovers, remove_stale_workspaces
 from tasks.sandbox.snapshot import plan_snapshot
 from tasks.sandbox.target_image import ensure_target_image
-
-
-def resolve_generator(requested: str, has_key: bool, blocks_read: bool = True) -> GeneratorName:
-    if requested == "auto":
-        return "llm" if has_key else "pynguin"
-    if requested in ("llm", "openhands") and not has_key and blocks_read:
-        raise InputError(
-            f"--generator {requested} needs an API key: set COVSWEEP_LLM_API_KEY (or OPENROUTER_API_KEY), "
-            "or save one in the covsweep-llm block"
-        )
-    return requested
 
 
 def named_image(settings: Settings, block: CovsweepSandbox | None) -> str | None:
@@ -75,47 +57,9 @@ def sandbox_config(
     return SandboxConfig(kind="docker", image=image, limits=limits)
 
 
-def changed_modules(
-    options: RunOptions, project: Project, ref_in_clone: str | None = None
-) -> dict[str, list[int]] | None:
-    """--changed-since: Module.path -> changed lines of the modules the change touched; None without it.
-    Raises InputError when the target is no git work tree or REF names no commit. A repository target's
-    shallow clone needs REF's history first: `ref_in_clone = fetch_history_for(checkout, REF)`
-    (tasks.project.repository), the name REF has in the clone; the report still says REF."""
-    if not options.changed_since:
-        return None
-    return changed_since(project.target, ref_in_clone or options.changed_since).modules(project.modules)
-
-
 def resolve_framework(requested: str, project: Project) -> Framework:
     """auto: unittest when the project's own tests are TestCase classes and nothing runs pytest."""
     return detect_framework(project) if requested == "auto" else requested
-
-
-def check_generator(options: RunOptions, settings: Settings, load_blocks: bool) -> GeneratorName:
-    """The generator; raises InputError for an LLM generator without a key, a local Pynguin that is missing."""
-    llm = resolve_llm_config(
-        models=options.models,
-        llm_base_url=options.llm_base_url,
-        budget_usd=options.budget_usd,
-        settings=settings,
-        load_block=load_blocks,
-    )
-    generator = resolve_generator(options.generator, llm.has_key, blocks_read=load_blocks)
-    if options.sandbox == "local" and generator == "pynguin" and not shutil.which(settings.pynguin):
-        raise InputError(
-            f"--sandbox local needs Pynguin, and {settings.pynguin!r} is not an executable: install "
-            "pynguin==0.48.0 in a venv of its own and set COVSWEEP_PYNGUIN to its bin/pynguin"
-        )
-    return generator
-
-
-def cluster_address(options: RunOptions, settings: Settings, load_blocks: bool) -> str | None:
-    """The Dask scheduler of the run: --cluster, else COVSWEEP_CLUSTER, else the saved covsweep-cluster block."""
-    if options.cluster or settings.cluster or not load_blocks:
-        return options.cluster or settings.cluster
-    block = load_saved(CovsweepCluster)
-    return block.address if block else None
 
 
 def check_run_cluster(address: str, options: RunOptions, settings: Settings, directory: Path | None) -> None:
@@ -124,78 +68,6 @@ def check_run_cluster(address: str, options: RunOptions, settings: Settings, dir
     worker that does not."""
     names = check_cluster(address, directory, run_api_url(), options.sandbox == "docker", settings.cluster_timeout)
     get_logger("covsweep").info("Dask cluster %s: module tasks on workers %s", address, ", ".join(names))
-
-
-def check_options(
-    options: RunOptions, settings: Settings, load_blocks: bool, target: Path | None = None
-) -> tuple[Project, GeneratorName]:
-    """The project (at `target`, the run's clone, when it has one) and the generator; raises InputError
-    for what a user has to fix."""
-    check_gate_options(options)
-    project = discover(target or Path(options.target), options.modules)
-    return project, check_generator(options, settings, load_blocks)
-
-
-def check_delivery(options: RunOptions, settings: Settings) -> None:
-    """Before Prefect starts: the repository can be read at --ref (one ls-remote, no clone) or the
-    directory is a work tree; a branch has somewhere to go, and a --branch given is free there."""
-    check_source(options.target, options.ref, options.deliver, settings)
-    if options.deliver != "branch":
-        return
-    if is_repository_url(options.target):
-        url = options.target
-    else:
-        url = origin_url(work_tree_root(Path(options.target).expanduser().resolve(), "branch"))
-    if options.branch:
-        check_new_branch(url, options.branch, settings, load_block=False)
-
-
-def check_writable(folder: Path) -> None:
-    """The report's folder can be made and written: a report that cannot be written is bad input, not
-    a lost run. Tried for real (root passes every permission check), and what the try made is removed."""
-    made = [p for p in (folder, *folder.parents) if not p.exists()]
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=folder).close()
-    except OSError as exc:
-        raise InputError(f"cannot write the report to {folder}: {exc.strerror or exc}") from None
-    finally:
-        for path in made:
-            with suppress(OSError):
-                path.rmdir()
-
-
-def preflight(options: RunOptions) -> Project | None:
-    """What `covsweep run` checks before Prefect starts, in a second or two: the target and its
-    modules (a repository's are found once it is cloned), the LLM options, the repository or work
-    tree delivered from, Docker and a sandbox image named in the environment. The run's plan checks
-    all of it again with the saved blocks (a key or token saved only in a block is not seen here)
-    and builds the images. Raises InputError."""
-    settings = load()
-    project = None
-    if not is_repository_url(options.target):
-        project, _ = check_options(options, settings, load_blocks=False)
-        changed_modules(options, project)  # not a work tree, no such REF: refused before Prefect starts
-    else:
-        check_generator(options, settings, load_blocks=False)
-    check_delivery(options, settings)
-    if report := report_path(options, project):
-        check_writable(report.parent)
-    if options.sandbox == "docker":
-        docker_client()  # raises "Docker is not reachable ..."
-        if settings.sandbox_image:
-            ensure_sandbox_image(settings)  # a named image is only looked up, never built
-    if options.generator != "none" and (address := cluster_address(options, settings, load_blocks=False)):
-        reach_scheduler(address, settings.cluster_timeout)
-    return project
-
-
-def report_path(options: RunOptions, project: Project | None) -> Path | None:
-    """--report; by default in the target, or for a repository (its clone goes with the run) nowhere
-    but result storage: `covsweep run` names one in the current directory for it."""
-    if options.report:
-        return Path(options.report).expanduser().resolve()
-    return None if is_repository_url(options.target) else project.target / ".covsweep" / "report.json"
 
 
 def _clone(options: RunOptions, run_id: str, workspace: Path, settings: Settings, load_blocks: bool) -> Cloned | None:

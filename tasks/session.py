@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from prefect import task
 from prefect.client.orchestration import get_client
-from prefect.logging import get_logger
 
 from tasks.core.llm import LLMSpec
+from tasks.core.log import get_logger
 from tasks.history.runs import recent_reports
 from tasks.llm.config import resolve_llm_config, spec_of
 from tasks.llm.metrics import rank

@@ -386,9 +386,9 @@ def test_a_run_whose_target_a_worker_cannot_see_is_one_line_and_exit_2(
 
 def test_the_cluster_is_the_option_else_the_environment_else_the_saved_block(prefect_api):
     from blocks.cluster import CovsweepCluster
+    from tasks.checks import cluster_address
     from tasks.core.options import RunOptions
     from tasks.core.settings import Settings
-    from tasks.plan import cluster_address
 
     given, unset = RunOptions(target="x", cluster="tcp://option:1"), RunOptions(target="x")
     env, no_env = Settings(cluster="tcp://env:1"), Settings(cluster=None)

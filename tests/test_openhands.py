@@ -132,8 +132,8 @@ def test_a_run_without_tests_says_why(output, exit_code, expected):
 
 
 def test_openhands_needs_an_api_key():
+    from tasks.checks import resolve_generator
     from tasks.core.errors import InputError
-    from tasks.plan import resolve_generator
 
     with pytest.raises(InputError, match="COVSWEEP_LLM_API_KEY.*OPENROUTER_API_KEY"):
         resolve_generator("openhands", has_key=False)

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from tasks.checks import preflight
 from tasks.core.errors import InputError
 from tasks.core.options import RunOptions
 from tasks.core.settings import Settings
 from tasks.delivery.branch import default_branch_name
-from tasks.plan import preflight
 from tasks.project.repository import AccessDenied
 from tasks.project.source import check_source, clone_target, out_in_clone
 from tests.git_fixtures import CALC, commit_all, planned, run_git, state_of

@@ -9,9 +9,8 @@ import tempfile
 from pathlib import Path
 from types import TracebackType
 
-from prefect.logging import get_logger
-
 from tasks.core.errors import InputError
+from tasks.core.log import get_logger
 from tasks.core.markers import is_covsweep_file
 from tasks.project.git import GitError, git
 from tasks.project.remote import Remote

@@ -9,9 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from prefect.logging import get_logger
-
 from tasks.core.errors import STOPS_THE_RUN, ModuleError
+from tasks.core.log import get_logger
 from tasks.core.models import Coverage, ErrorInfo, FileCoverage, Issue, ModuleResult, TestCounts, Validation
 from tasks.core.plan import ModuleJob
 from tasks.core.progress import Lines, ModulePhase, module_phase

@@ -17,10 +17,10 @@ from pathlib import Path
 import httpx
 import requests
 from docker.errors import APIError, DockerException
-from prefect.logging import get_logger
 from pydantic import BaseModel, SecretStr
 
 from tasks.core.errors import InputError, ModuleError
+from tasks.core.log import get_logger
 from tasks.core.models import FileCoverage, Module, Mutant, ProjectRef
 from tasks.core.settings import Settings
 from tasks.core.testfiles import is_test_file, test_names

@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from prefect.logging import get_logger
-
 from tasks.core.errors import ModuleError
+from tasks.core.log import get_logger
 from tasks.core.models import Issue, ModuleResult, Mutant, MutationScore
 from tasks.core.plan import ModuleJob
 from tasks.coverage.filtering import FilterResult

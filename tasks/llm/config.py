@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import httpx
 from pydantic import Field, SecretStr
 
-from blocks.llm import CovsweepLLM
-from blocks.saved import DEFAULT_BLOCK_NAME, load_saved
 from tasks.core.errors import InputError
 from tasks.core.llm import (
     DEFAULT_MAX_TOKENS,
@@ -19,7 +17,11 @@ from tasks.core.llm import (
     LLMSettings,
     LLMSpec,
 )
+from tasks.core.names import DEFAULT_BLOCK_NAME
 from tasks.core.settings import Settings, load
+
+if TYPE_CHECKING:
+    from blocks.llm import CovsweepLLM
 
 Source = Literal["option", "environment", "block", "default"]
 # A bad base URL's error names where it came from.
@@ -81,6 +83,10 @@ def normalize_base_url(url: str, what: str) -> str:
 
 
 def load_llm_block(name: str = DEFAULT_BLOCK_NAME) -> CovsweepLLM | None:
+    # Imported here: the blocks import Prefect, which a run's checks before Prefect starts do without.
+    from blocks.llm import CovsweepLLM
+    from blocks.saved import load_saved
+
     return load_saved(CovsweepLLM, name)
 
 

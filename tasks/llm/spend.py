@@ -14,10 +14,10 @@ from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, GlobalConcurrencyLimitUpdate
 from prefect.client.schemas.responses import GlobalConcurrencyLimitResponse
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
-from prefect.logging import get_logger
 from pydantic import BaseModel
 
 from tasks.core.llm import LLMSpec, Price
+from tasks.core.log import get_logger
 from tasks.core.names import LLM_SPEND_PREFIX
 from tasks.llm.client import LLMError, Usage
 from tasks.llm.config import LLMConfig

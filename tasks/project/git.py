@@ -8,8 +8,7 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
-from prefect.logging import get_logger
-
+from tasks.core.log import get_logger
 from tasks.project.remote import Remote, scrub
 
 DEFAULT_TIMEOUT_S = 600.0

@@ -7,10 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from prefect.logging import get_logger
 from pydantic import BaseModel
 
 from tasks.core.errors import InputError
+from tasks.core.log import get_logger
 from tasks.core.models import Source
 from tasks.core.settings import Settings
 from tasks.project.git import GitError, git

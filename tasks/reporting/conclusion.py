@@ -13,9 +13,9 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from prefect.logging import get_logger
 from pydantic import BaseModel
 
+from tasks.core.log import get_logger
 from tasks.core.models import FileCoverage, Issue, ModuleResult, Report, TotalDiff, Validation, now
 from tasks.core.plan import Plan
 from tasks.core.testfiles import is_test_class, is_test_function, test_names

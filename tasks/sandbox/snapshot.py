@@ -28,9 +28,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from prefect.logging import get_logger
-
 from tasks.core.errors import InputError
+from tasks.core.log import get_logger
 from tasks.core.models import Snapshot
 
 # Left out of a snapshot (and of OpenHands' copy), besides folders whose name starts with a dot (VCS,

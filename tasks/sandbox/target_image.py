@@ -13,10 +13,10 @@ import tempfile
 from pathlib import Path
 
 from docker.errors import APIError, BuildError
-from prefect.logging import get_logger
 from pydantic import BaseModel
 
 from tasks.core.errors import InputError
+from tasks.core.log import get_logger
 from tasks.core.models import SandboxConfig
 from tasks.core.settings import REPO_ROOT, Settings
 from tasks.sandbox import runner as sandbox

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from prefect.logging import get_logger
+from tasks.core.log import get_logger
 
 FORMAT_TIMEOUT_S = 30
 
