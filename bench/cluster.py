@@ -74,7 +74,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     if min(args.modules, args.workers, args.threads, args.repeats) < 1 or args.delay < 0 or args.llm_rpm <= 0:
         parser.error("--modules, --workers, --threads, --repeats >= 1; --delay >= 0; --llm-rpm > 0")
     # What bench/llm.py's run_one reads of its own options.
-    args.max_iterations, args.coverage_target, args.sandbox = 1, 100.0, "docker"
+    args.max_iterations, args.coverage_target, args.sandbox, args.mutation = 1, 100.0, "docker", "on"
     return args
 
 

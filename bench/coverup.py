@@ -140,7 +140,9 @@ def run_coverup(project: Path, coverup: Path, fake: FakeLLM, args, tiktoken: Pat
 def run_covsweep(project: Path, fake: FakeLLM, args, scratch: Path) -> dict:
     home = scratch / "prefect-home"
     home.mkdir(exist_ok=True)
-    options = argparse.Namespace(max_iterations=1, coverage_target=100.0, sandbox="docker", verbose=args.verbose)
+    options = argparse.Namespace(
+        max_iterations=1, coverage_target=100.0, sandbox="docker", mutation=args.mutation, verbose=args.verbose
+    )
     requests_before = len(fake.requests)
     with HostSampler() as sampler:
         run = run_one(args.concurrency, project, fake, options, home, sampler, args.timeout, args.delay)
@@ -161,6 +163,12 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=4, help="both tools' concurrency [4]")
     parser.add_argument("--delay", type=float, default=2.0, help="seconds the server waits before each answer [2]")
     parser.add_argument("--timeout", type=float, default=600.0, help="each run is stopped after this long [600]")
+    parser.add_argument(
+        "--mutation",
+        choices=["on", "off"],
+        default="on",
+        help="covsweep's --mutation; off: coverage alone, the work CoverUp does [on]",
+    )
     parser.add_argument("--results", type=Path, default=RESULTS, help="where the JSON goes [bench/results]")
     parser.add_argument("-v", "--verbose", action="store_true", help="echo both tools' output")
     return parser.parse_args(argv)

@@ -313,6 +313,8 @@ def _command(concurrency: int, project: Path, base_url: str, args, report: Path,
         str(args.coverage_target),
         "--sandbox",
         args.sandbox,
+        "--mutation",
+        args.mutation,
         "--report",
         str(report),
         *extra,
@@ -524,6 +526,9 @@ def _arguments(argv: list[str] | None) -> tuple[argparse.Namespace, list[int]]:
         type=float,
         default=540.0,
         help="the whole benchmark stops after this many seconds, runs not done are skipped [540]",
+    )
+    parser.add_argument(
+        "--mutation", choices=["on", "off"], default="on", help="covsweep's --mutation: off is coverage alone [on]"
     )
     parser.add_argument("--prefect-home", type=Path, default=None, help="PREFECT_HOME for covsweep [a temporary one]")
     parser.add_argument("--keep", action="store_true", help="keep the generated projects and print where")

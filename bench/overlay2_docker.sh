@@ -1,0 +1,30 @@
+#!/bin/sh
+# A second Docker daemon with the overlay2 storage driver, on a socket of its own, holding copies of
+# covsweep's images: the sandbox measured without fuse-overlayfs (README, Benchmarks), e.g.
+#   DOCKER_HOST=unix:///run/covsweep-overlay2.sock .venv/bin/python bench/run.py --modules 400
+# Needs root and a kernel with overlayfs. `bench/overlay2_docker.sh stop` ends it; its data stays in
+# /var/lib/covsweep-overlay2 for the next start.
+set -eu
+SOCK=/run/covsweep-overlay2.sock
+PIDFILE=/run/covsweep-overlay2.pid
+ROOT=/var/lib/covsweep-overlay2
+
+if [ "${1:-start}" = stop ]; then
+  [ -f "$PIDFILE" ] && kill "$(cat "$PIDFILE")" && echo "overlay2 dockerd stopped"
+  exit 0
+fi
+if ! DOCKER_HOST="unix://$SOCK" docker info >/dev/null 2>&1; then
+  mkdir -p "$ROOT/data" "$ROOT/exec"
+  # A config file of its own: flags that /etc/docker/daemon.json also sets would be refused.
+  printf '{"data-root": "%s/data", "storage-driver": "overlay2"}\n' "$ROOT" > "$ROOT/daemon.json"
+  dockerd --config-file "$ROOT/daemon.json" -H "unix://$SOCK" --pidfile "$PIDFILE" --exec-root "$ROOT/exec" \
+    --bridge none --iptables=false --ip6tables=false >"$ROOT/dockerd.log" 2>&1 &
+  for _ in $(seq 30); do DOCKER_HOST="unix://$SOCK" docker info >/dev/null 2>&1 && break; sleep 1; done
+fi
+driver=$(DOCKER_HOST="unix://$SOCK" docker info --format '{{.Driver}}')
+[ "$driver" = overlay2 ] || { echo "the second dockerd uses $driver, not overlay2: see $ROOT/dockerd.log" >&2; exit 1; }
+for image in $(docker images --format '{{.Repository}}:{{.Tag}}' | grep -E '^covsweep-(base|sandbox):'); do
+  DOCKER_HOST="unix://$SOCK" docker image inspect "$image" >/dev/null 2>&1 \
+    || docker save "$image" | DOCKER_HOST="unix://$SOCK" docker load -q
+done
+echo "overlay2 dockerd: DOCKER_HOST=unix://$SOCK"
