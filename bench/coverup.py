@@ -211,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
             "modules": args.modules,
             "concurrency": args.concurrency,
             "server_delay_s": args.delay,
+            "covsweep_mutation": args.mutation,
             "machine": info,
             **results,
             "comparison": _compare(results["covsweep"], results["coverup"]),

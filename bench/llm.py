@@ -679,6 +679,7 @@ def _result(measured: Levels, stamp: str, info: dict, started: float) -> dict:
         "max_iterations": args.max_iterations,
         "project_tests": args.project_tests,
         "sandbox": args.sandbox,
+        "mutation": args.mutation,
         "model": MODEL,
         "concurrency_levels": measured.levels,
         "skipped_levels": measured.skipped,

@@ -21,10 +21,13 @@ if ! DOCKER_HOST="unix://$SOCK" docker info >/dev/null 2>&1; then
     --bridge none --iptables=false --ip6tables=false >"$ROOT/dockerd.log" 2>&1 &
   for _ in $(seq 30); do DOCKER_HOST="unix://$SOCK" docker info >/dev/null 2>&1 && break; sleep 1; done
 fi
-driver=$(DOCKER_HOST="unix://$SOCK" docker info --format '{{.Driver}}')
-[ "$driver" = overlay2 ] || { echo "the second dockerd uses $driver, not overlay2: see $ROOT/dockerd.log" >&2; exit 1; }
-for image in $(docker images --format '{{.Repository}}:{{.Tag}}' | grep -E '^covsweep-(base|sandbox):'); do
+driver=$(DOCKER_HOST="unix://$SOCK" docker info --format '{{.Driver}}' 2>/dev/null || true)
+[ "$driver" = overlay2 ] || { echo "no overlay2 dockerd on $SOCK: see $ROOT/dockerd.log" >&2; exit 1; }
+# From the machine's own daemon, whatever DOCKER_HOST says; the sandbox's tag hashes its base, so both
+# bases are copied (tasks/sandbox/images.py prefers python:3.11-slim when it is there).
+for image in $(env -u DOCKER_HOST docker images --format '{{.Repository}}:{{.Tag}}' \
+  | grep -E '^(covsweep-(base|sandbox)|python):'); do
   DOCKER_HOST="unix://$SOCK" docker image inspect "$image" >/dev/null 2>&1 \
-    || docker save "$image" | DOCKER_HOST="unix://$SOCK" docker load -q
+    || env -u DOCKER_HOST docker save "$image" | DOCKER_HOST="unix://$SOCK" docker load -q
 done
 echo "overlay2 dockerd: DOCKER_HOST=unix://$SOCK"

@@ -713,7 +713,8 @@ def main(argv: list[str] | None = None) -> int:
         template.mkdir()
         print(
             f"covsweep bench: {args.modules} modules, {info['cpu_count']} CPUs, load {info['loadavg_at_start']}, "
-            f"sandbox {args.sandbox}, Docker storage driver {info['docker_storage_driver']}",
+            f"sandbox {args.sandbox}"
+            + (f", Docker storage driver {info['docker_storage_driver']}" if args.sandbox == "docker" else ""),
             flush=True,
         )
         warm_home = args.prefect_home or template

@@ -24,9 +24,10 @@ from prefect.exceptions import ObjectNotFound
 from blocks.cluster import CovsweepCluster
 from blocks.llm import CovsweepLLM
 from blocks.sandbox import CovsweepSandbox
-from blocks.saved import DEFAULT_BLOCK_NAME, load_saved
+from blocks.saved import load_saved
 from tasks.core.names import (
     CACHE_DIR_VARIABLE,
+    DEFAULT_BLOCK_NAME,
     DOCKER_VOLUMES_VARIABLE,
     GIT_TOKEN_BLOCK,
     POOL_TYPES,

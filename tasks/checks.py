@@ -117,7 +117,7 @@ def check_writable(folder: Path) -> None:
 
 
 def preflight(options: RunOptions) -> Project | None:
-    """What `covsweep run` checks before Prefect starts, in a second or two: the target and its
+    """What `covsweep run` checks before Prefect starts, in about half a second: the target and its
     modules (a repository's are found once it is cloned), the LLM options, the repository or work
     tree delivered from, Docker and a sandbox image named in the environment. The run's plan checks
     all of it again with the saved blocks (a key or token saved only in a block is not seen here)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.git_fixtures import commit_all, run_git
 from tests.helpers import write_project
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,9 +39,39 @@ def test_a_missing_target_is_refused_without_importing_prefect(tmp_path):
     assert seen == {"outcome": f"target {tmp_path / 'missing'} does not exist", "imported": []}
 
 
+def calc(root: Path) -> Path:
+    return write_project(root, {"calc/__init__.py": "", "calc/ops.py": "def add(a, b):\n    return a + b\n"})
+
+
 def test_a_target_that_passes_is_checked_without_importing_prefect(tmp_path):
-    project = write_project(
-        tmp_path / "calc", {"calc/__init__.py": "", "calc/ops.py": "def add(a, b):\n    return a + b\n"}
-    )
-    seen = preflight_alone(target=str(project), sandbox="local", generator="none")
+    seen = preflight_alone(target=str(calc(tmp_path / "calc")), sandbox="local", generator="none")
+    assert seen == {"outcome": ["calc/ops.py"], "imported": []}
+
+
+def test_a_work_tree_delivered_as_a_patch_is_checked_with_git_without_importing_prefect(tmp_path):
+    project = calc(tmp_path / "calc")
+    run_git("init", "-q", "-b", "main", cwd=project)
+    commit_all(project, "calc")
+    (project / "calc" / "ops.py").write_text("def add(a, b):\n    return b + a\n")  # git status has a say
+    seen = preflight_alone(target=str(project), sandbox="local", generator="none", deliver="patch")
+    assert seen == {"outcome": ["calc/ops.py"], "imported": []}
+
+
+def test_a_change_since_no_such_commit_is_refused_without_importing_prefect(tmp_path):
+    project = calc(tmp_path / "calc")
+    run_git("init", "-q", "-b", "main", cwd=project)
+    commit_all(project, "calc")
+    seen = preflight_alone(target=str(project), sandbox="local", generator="none", changed_since="nope")
+    assert seen["imported"] == []
+    assert "nope" in seen["outcome"]
+
+
+def test_a_work_tree_without_the_ref_to_deliver_from_is_refused_without_importing_prefect(tmp_path):
+    project = calc(tmp_path / "calc")
+    run_git("init", "-q", "-b", "main", cwd=project)
+    commit_all(project, "calc")
+    seen = preflight_alone(target=str(project), sandbox="local", generator="none", deliver="patch", ref="nope")
+    assert seen == {"outcome": f"ref nope does not exist in {project.as_uri()}", "imported": []}
+    run_git("tag", "v1", cwd=project)
+    seen = preflight_alone(target=str(project), sandbox="local", generator="none", deliver="patch", ref="v1")
     assert seen == {"outcome": ["calc/ops.py"], "imported": []}

@@ -8,9 +8,10 @@ import uuid
 import pytest
 
 from blocks.sandbox import CovsweepSandbox
-from blocks.saved import DEFAULT_BLOCK_NAME, load_saved
+from blocks.saved import load_saved
 from tasks.core.errors import InputError
 from tasks.core.models import SandboxLimits
+from tasks.core.names import DEFAULT_BLOCK_NAME
 from tasks.core.options import RunOptions
 from tasks.core.settings import Settings
 from tasks.plan import plan_run, sandbox_config

@@ -14,10 +14,11 @@ from prefect.client.orchestration import get_client
 from prefect.concurrency.sync import rate_limit
 from prefect.context import TaskRunContext
 from prefect.exceptions import MissingContextError, ObjectNotFound
-from prefect.logging import get_logger, get_run_logger
+from prefect.logging import get_run_logger
 from pydantic import BaseModel, Field
 
 from tasks.core.errors import ModuleError
+from tasks.core.log import get_logger
 from tasks.core.models import Attempt, ErrorType
 from tasks.llm.client import Completion, LLMError, Usage
 from tasks.llm.prompts import corrective_message

@@ -50,7 +50,8 @@ def check_no_ref(ref: str | None) -> None:
 
 def check_source(target: str, ref: str | None, deliver: str | None, settings: Settings) -> None:
     """What cloning the target would refuse, found without cloning and without Prefect: for a URL one
-    ls-remote (unreachable, empty, no such ref); for a directory, that it is in a git work tree."""
+    ls-remote (unreachable, empty, no such ref); for a directory, that it is in a git work tree that
+    has --ref."""
     kind = delivery_kind(target, deliver)
     if is_repository_url(target):
         try:
@@ -63,7 +64,9 @@ def check_source(target: str, ref: str | None, deliver: str | None, settings: Se
     if kind == "write":
         check_no_ref(ref)
         return
-    work_tree_root(Path(target).expanduser().resolve(), kind)
+    top = work_tree_root(Path(target).expanduser().resolve(), kind)
+    if ref is not None:
+        probe(top.as_uri(), ref, settings, load_block=False)  # as its clone will look for it
 
 
 class Cloned(BaseModel):
