@@ -8,17 +8,30 @@ set -eu
 SOCK=/run/covsweep-overlay2.sock
 PIDFILE=/run/covsweep-overlay2.pid
 ROOT=/var/lib/covsweep-overlay2
+# A bridge of its own: with `--bridge none` dockerd deletes docker0, which the machine's daemon needs.
+BRIDGE=cvs-overlay2
 
 if [ "${1:-start}" = stop ]; then
-  [ -f "$PIDFILE" ] && kill "$(cat "$PIDFILE")" && echo "overlay2 dockerd stopped"
+  if [ -f "$PIDFILE" ]; then
+    pid=$(cat "$PIDFILE")
+    kill "$pid"
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
+    echo "overlay2 dockerd stopped"
+  fi
+  ip link delete "$BRIDGE" 2>/dev/null || true
   exit 0
 fi
 if ! DOCKER_HOST="unix://$SOCK" docker info >/dev/null 2>&1; then
   mkdir -p "$ROOT/data" "$ROOT/exec"
+  if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
+    ip link add name "$BRIDGE" type bridge
+    ip addr add 172.31.253.1/24 dev "$BRIDGE"
+    ip link set "$BRIDGE" up
+  fi
   # A config file of its own: flags that /etc/docker/daemon.json also sets would be refused.
   printf '{"data-root": "%s/data", "storage-driver": "overlay2"}\n' "$ROOT" > "$ROOT/daemon.json"
   dockerd --config-file "$ROOT/daemon.json" -H "unix://$SOCK" --pidfile "$PIDFILE" --exec-root "$ROOT/exec" \
-    --bridge none --iptables=false --ip6tables=false >"$ROOT/dockerd.log" 2>&1 &
+    --bridge "$BRIDGE" --iptables=false --ip6tables=false >"$ROOT/dockerd.log" 2>&1 &
   for _ in $(seq 30); do DOCKER_HOST="unix://$SOCK" docker info >/dev/null 2>&1 && break; sleep 1; done
 fi
 driver=$(DOCKER_HOST="unix://$SOCK" docker info --format '{{.Driver}}' 2>/dev/null || true)
