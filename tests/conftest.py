@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -72,6 +74,28 @@ def sandbox_image() -> str:
     from tasks.sandbox.images import ensure_sandbox_image
 
     return ensure_sandbox_image(load())
+
+
+@pytest.fixture(scope="session")
+def pynguin(sandbox_image, tmp_path_factory) -> str:
+    """Pynguin in a venv of its own (it pins pytest<9), from the wheelhouse the image is built from."""
+    from tasks.core.settings import load
+
+    venv = tmp_path_factory.mktemp("pynguin") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run(
+        [
+            str(venv / "bin" / "pip"),
+            "install",
+            "-q",
+            "--no-index",
+            "--find-links",
+            str(load().cache_dir / "wheelhouse"),
+            "pynguin==0.48.0",
+        ],
+        check=True,
+    )
+    return str(venv / "bin" / "pynguin")
 
 
 @pytest.fixture(scope="session")

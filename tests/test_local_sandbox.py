@@ -3,33 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
-from tasks.core.settings import load
 from tests.helpers import run_cli
-
-
-@pytest.fixture(scope="module")
-def pynguin(tmp_path_factory) -> str:
-    """Pynguin in a venv of its own (it pins pytest<9), from the wheelhouse the image is built from."""
-    venv = tmp_path_factory.mktemp("pynguin") / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    subprocess.run(
-        [
-            str(venv / "bin" / "pip"),
-            "install",
-            "-q",
-            "--no-index",
-            "--find-links",
-            str(load().cache_dir / "wheelhouse"),
-            "pynguin==0.48.0",
-        ],
-        check=True,
-    )
-    return str(venv / "bin" / "pynguin")
 
 
 @pytest.mark.server

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from tasks.core.models import Issue, ModuleResult
+from tasks.core.models import Issue, ModuleResult, SandboxConfig
 from tasks.core.plan import ModuleJob
 from tasks.coverage.filtering import Covered, filter_tests
 from tasks.coverage.measurement import measure
@@ -149,3 +149,30 @@ def test_pynguin_failing_on_its_line_ranges_runs_again_on_the_whole_module(docke
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
     }
     assert {"clamp", "grade"} & called, generated.file.read_text()
+
+
+@pytest.mark.timeout(300)
+def test_pynguin_ending_without_tests_on_its_own_runs_again_with_another_seed(pynguin, tmp_path):
+    """Pynguin exiting without tests, not stopped by a hang, a timeout or the memory limit, is run once
+    more; its first exit here is a crash put in front of the real Pynguin by a wrapper."""
+    calls, crashed = tmp_path / "calls", tmp_path / "crashed"
+    wrapper = tmp_path / "pynguin"
+    wrapper.write_text(
+        f'#!/bin/sh\necho "$@" >> {calls}\n'
+        f'[ -e {crashed} ] || {{ touch {crashed}; echo "Traceback: an error of its own" >&2; exit 1; }}\n'
+        f'exec {pynguin} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    plain = CODES[CODES.index("def clamp") :]
+    project = discover(write_project(tmp_path / "grades", {"grades.py": plain}))
+    workspace = sandbox.prepare_workspace(tmp_path / "ws")
+    config = SandboxConfig(kind="local", pynguin=str(wrapper))
+    aim = Aim(lines=[2, 3], plateau_at=80.0)
+    generated = generate_with_pynguin(
+        config, project, project.modules[0], workspace, seed=1, search_s=5, timeout=200, aim=aim
+    )
+    first, second = (line.split() for line in calls.read_text().splitlines())
+    assert first[first.index("--seed") + 1] == "1" and "--only-cover-line-ranges" in first
+    assert second[second.index("--seed") + 1] == "1001" and "--only-cover-line-ranges" not in second
+    assert "an error of its own" in (workspace / "pynguin-1.log").read_text()
+    assert "def test_" in generated.file.read_text()

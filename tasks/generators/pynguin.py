@@ -24,6 +24,8 @@ MIN_RETRY_S = 20
 ASSERTIONS = ("--assertion-generation", "MUTATION_ANALYSIS", "--maximum-mutants", "60")
 # Search iterations without a coverage gain, once the coverage aimed at is reached, before it stops.
 PLATEAU_ITERATIONS = 20
+# A second try's seed is this far from the first, so that it differs from every later round's too.
+RESEED = 1000
 
 
 class Generated(BaseModel):
@@ -119,17 +121,19 @@ def _aimed(
     ignore: list[str],
     aim: Aim,
 ) -> list[_Attempt]:
-    """Pynguin on `aim`'s lines; when it fails on them without a hang or a timeout, once more on the
-    whole module: 0.48 fails on some modules when given line ranges (an AssertionError in its control
-    dependence graph, cachetools 8.0.2's __init__.py)."""
+    """Pynguin on `aim`'s lines; when it ends without tests, a hang, a timeout or the memory limit,
+    once more on the whole module with another seed: 0.48 fails on some modules when given line ranges
+    (an AssertionError in its control dependence graph, cachetools 8.0.2's __init__.py), and once, in a
+    CI run, ended without tests on the example's money.py, which it covers in every other run."""
     started = time.monotonic()
     first = _attempt(config, project, module, workspace / f"pynguin-{seed}", seed, search_s, timeout, ignore, aim)
     remaining = timeout - (time.monotonic() - started)
-    if first.produced or not aim.lines or first.hang or first.result.timed_out or remaining < MIN_RETRY_S + search_s:
+    stopped = first.hang or first.result.timed_out or first.result.oom_killed
+    if first.produced or stopped or remaining < MIN_RETRY_S + search_s:
         return [first]
     whole = aim.model_copy(update={"lines": []})
-    out = workspace / f"pynguin-{seed}-whole"
-    return [first, _attempt(config, project, module, out, seed, search_s, remaining, ignore, whole)]
+    out = workspace / f"pynguin-{seed}-again"
+    return [first, _attempt(config, project, module, out, seed + RESEED, search_s, remaining, ignore, whole)]
 
 
 def _attempt(
