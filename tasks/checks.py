@@ -1,6 +1,6 @@
 """What a run's options must pass before anything runs. `covsweep run` calls `preflight` before Prefect
 starts, so nothing here imports Prefect until a saved block or a cluster has to be read: a refused run
-answers in well under a second."""
+answers in about half a second."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from tasks.project.changes import changed_since
 from tasks.project.discover import discover
 from tasks.project.remote import is_repository_url
 from tasks.project.repository import origin_url
-from tasks.project.source import check_source, work_tree_root
+from tasks.project.source import check_source
 from tasks.reporting.gates import check_gate_options
 from tasks.sandbox.containers import docker_client
 from tasks.sandbox.images import ensure_sandbox_image
@@ -90,13 +90,10 @@ def check_options(
 def check_delivery(options: RunOptions, settings: Settings) -> None:
     """Before Prefect starts: the repository can be read at --ref (one ls-remote, no clone) or the
     directory is a work tree; a branch has somewhere to go, and a --branch given is free there."""
-    check_source(options.target, options.ref, options.deliver, settings)
+    work_tree = check_source(options.target, options.ref, options.deliver, settings)
     if options.deliver != "branch":
         return
-    if is_repository_url(options.target):
-        url = options.target
-    else:
-        url = origin_url(work_tree_root(Path(options.target).expanduser().resolve(), "branch"))
+    url = origin_url(work_tree) if work_tree else options.target
     if options.branch:
         check_new_branch(url, options.branch, settings, load_block=False)
 

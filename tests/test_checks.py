@@ -75,3 +75,17 @@ def test_a_work_tree_without_the_ref_to_deliver_from_is_refused_without_importin
     run_git("tag", "v1", cwd=project)
     seen = preflight_alone(target=str(project), sandbox="local", generator="none", deliver="patch", ref="v1")
     assert seen == {"outcome": ["calc/ops.py"], "imported": []}
+
+
+def test_a_work_tree_pushing_a_branch_its_remote_has_is_refused_without_importing_prefect(tmp_path):
+    remote = tmp_path / "origin.git"
+    run_git("init", "-q", "--bare", "-b", "main", str(remote), cwd=tmp_path)
+    project = calc(tmp_path / "calc")
+    run_git("init", "-q", "-b", "main", cwd=project)
+    commit_all(project, "calc")
+    run_git("remote", "add", "origin", remote.as_uri(), cwd=project)
+    run_git("push", "-q", "origin", "main:feature", cwd=project)
+    options = {"target": str(project), "sandbox": "local", "generator": "none", "deliver": "branch"}
+    seen = preflight_alone(**options, branch="feature")
+    assert seen == {"outcome": f"branch feature exists on {remote.as_uri()}", "imported": []}
+    assert preflight_alone(**options, branch="fresh") == {"outcome": ["calc/ops.py"], "imported": []}

@@ -18,9 +18,8 @@ DEPLOYMENT = f"{MAIN_FLOW}/default"
 TAG = "covsweep"  # on every deployment of prefect.yaml, so on every run they start
 SILENT_RUN_AUTOMATION = "covsweep-crash-silent-runs"
 
-DEFAULT_BLOCK_NAME = (
-    "default"  # the block document a run reads: covsweep-llm/, covsweep-sandbox/, covsweep-cluster/default
-)
+# The block document a run reads: covsweep-llm/, covsweep-sandbox/, covsweep-cluster/default.
+DEFAULT_BLOCK_NAME = "default"
 GIT_TOKEN_BLOCK = "covsweep-git-token"  # a Prefect Secret block: the token for repository TARGETs over HTTPS
 RESULTS_BLOCK = "covsweep-results"  # a local-file-system block; its slug is in prefect.yaml
 # Prefect variables prefect.yaml reads when it is deployed: underscores, as its templates need.

@@ -48,10 +48,10 @@ def check_no_ref(ref: str | None) -> None:
         raise InputError("--ref picks a commit of a repository TARGET, or of a work tree with --deliver patch|branch")
 
 
-def check_source(target: str, ref: str | None, deliver: str | None, settings: Settings) -> None:
+def check_source(target: str, ref: str | None, deliver: str | None, settings: Settings) -> Path | None:
     """What cloning the target would refuse, found without cloning and without Prefect: for a URL one
     ls-remote (unreachable, empty, no such ref); for a directory, that it is in a git work tree that
-    has --ref."""
+    has --ref. Returns that work tree's top (None for a URL, or a directory written into)."""
     kind = delivery_kind(target, deliver)
     if is_repository_url(target):
         try:
@@ -60,13 +60,14 @@ def check_source(target: str, ref: str | None, deliver: str | None, settings: Se
             # A token saved only in the Secret block is not read before Prefect starts: the plan asks again.
             if settings.git_token is not None or detach_secret(target)[1] is not None:
                 raise
-        return
+        return None
     if kind == "write":
         check_no_ref(ref)
-        return
+        return None
     top = work_tree_root(Path(target).expanduser().resolve(), kind)
     if ref is not None:
         probe(top.as_uri(), ref, settings, load_block=False)  # as its clone will look for it
+    return top
 
 
 class Cloned(BaseModel):
