@@ -28,6 +28,8 @@ pytestmark = pytest.mark.docker
 # fails, not about how fast: Pynguin alone may take a minute to start there, and a module waits for a
 # sandbox slot within its budget.
 ROOMY_TIMEOUT_S = 300
+# A later round's failure as the report words it: which round, the error's type and message.
+STOPPED_EARLY = r"round [2-9] failed \(\w+: .+\); the tests earlier rounds accepted are kept"
 
 
 def _without_outputs(files: dict[str, bytes]) -> dict[str, bytes]:
@@ -78,11 +80,15 @@ def test_coverage_rises_and_the_report_says_so(example_run):
         text = (target / module.generated_files[0]).read_text()
         assert text.startswith(MARKER)
         # Pynguin may keep a test that only calls, and the rewrite may leave something a reader trips on:
-        # validation names them, and nothing else is wrong.
+        # validation names them, and nothing else is wrong. On a loaded host a later round (mutation
+        # refinement) may fail or run out of time: the report says which round and why, and keeps the rest.
+        warnings = [i for i in module.validation.issues if i.level != "INFO"]
+        stops = [i for i in warnings if i.rule == "stopped-early"]
+        assert all(re.fullmatch(STOPPED_EARLY, i.message) for i in stops), warnings
         unchecked = assertion_free(ast.parse(text))
         expected = [("WARNING", "no-assertion")] * bool(unchecked) + [("WARNING", "readable")] * len(leftovers(text))
-        assert [(i.level, i.rule) for i in module.validation.issues if i.level != "INFO"] == expected
-        assert module.validation.score == round(1.0 - 0.1 * len(expected), 2)
+        assert [(i.level, i.rule) for i in warnings] == [("WARNING", "stopped-early")] * len(stops) + expected, warnings
+        assert module.validation.score == round(1.0 - 0.1 * len(warnings), 2)
 
 
 def test_generated_files_read_as_a_person_would_write_them(example_run):

@@ -173,6 +173,24 @@ def test_a_run_between_rounds_that_ran_out_of_time_is_tried_again_for_the_delive
     assert not [i for i in result.validation.issues if i.rule == "mutation-failed"]
 
 
+def test_a_score_that_runs_out_of_time_for_the_delivered_file_too_is_an_info_not_a_failure(tmp_path):
+    job = make_job(tmp_path, mutation=True)
+    llm = ScriptedRound(job.workspace, [candidate("test_calls"), candidate("test_prices")])
+    timeouts = []
+
+    def always_slow(job, tests, timeout):
+        timeouts.append(timeout)
+        raise ModuleError("timeout", f"no mutant was tried within {timeout:.0f}s")
+
+    checks = Checks(mutate=always_slow, readable=unchanged)
+    result = process_module(job, steps(FakeFilter(COVERS), Clock(), checks=checks, llm=llm))
+
+    assert len(timeouts) == 2 and result.mutation is None
+    assert [(i.level, i.rule) for i in result.validation.issues] == [("INFO", "mutation-skipped")]
+    assert "no mutant was tried within" in result.validation.issues[0].message
+    assert (result.success, result.status, result.validation.score) == (True, "reached_target", 1.0)
+
+
 def test_mutants_left_untried_are_an_info_and_not_counted(tmp_path):
     job = make_job(tmp_path, mutation=True, mutation_target=0.0)
     llm = ScriptedRound(job.workspace, [candidate("test_calls", "test_prices")])

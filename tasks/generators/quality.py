@@ -131,7 +131,7 @@ def score_accepted(
 ) -> None:
     """The mutation score of the test file `source` into `state`. A failed run is a WARNING and ends the
     module's mutation runs, never the module; a run between rounds that only ran out of time is tried
-    again for the delivered file, with the time left then."""
+    again for the delivered file, with the time left then, and if that too runs out it is an INFO."""
     if not job.mutation or state.failed or source == state.scored or timeout < MIN_STEP_S:
         return
     folder = prepare_workspace(job.workspace / "accepted")
@@ -144,7 +144,10 @@ def score_accepted(
             get_logger("covsweep").info("%s: %s", job.module.path, exc.info.message)
             return
         state.failed, state.score, state.survivors = True, None, []
-        _issue(result, "WARNING", "mutation-failed", f"no mutation score: {exc.info.type}: {exc.info.message}")
+        if exc.info.type == "timeout":  # the module's time ran out, as for a score skipped: nothing failed
+            _issue(result, "INFO", "mutation-skipped", f"no mutation score: {exc.info.message}")
+        else:
+            _issue(result, "WARNING", "mutation-failed", f"no mutation score: {exc.info.type}: {exc.info.message}")
         return
     result.timings.validate_ += run.duration_s - run.sandbox_start_s
     result.timings.sandbox_start += run.sandbox_start_s
