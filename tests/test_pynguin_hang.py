@@ -175,7 +175,7 @@ def test_callers_in_the_module_are_left_out_too(module):
 def test_watch_stops_a_run_stuck_long_in_cpu_or_in_wall_time(module, tmp_path):
     stacks = tmp_path / "stacks"
     stacks.mkdir()
-    watch = HangWatch(stacks, module, tmp_path / "stop")
+    watch = HangWatch(stacks, module, tmp_path / "stop", within=tmp_path)
     dump = _dump(module.file, WAITING, _stuck_in_regex(module.file))
     (stacks / "stack-21.txt").write_text(_dump(module.file, _searching(1)) + dump * FINAL_DUMPS)
     assert watch.look(now=100.0) is None
@@ -192,6 +192,36 @@ def test_watch_stops_a_run_stuck_long_in_cpu_or_in_wall_time(module, tmp_path):
     with (stacks / "stack-21.txt").open("a") as more:
         more.write(dump * (STUCK_DUMPS - FINAL_DUMPS))
     assert watch.look(now=202.0).pid == 21
+
+
+def _watched_until_hang(watch: HangWatch) -> None:
+    with watch:
+        deadline = time.monotonic() + 10
+        while watch.hang is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+
+def test_a_watch_that_finds_a_hang_writes_the_stuck_pid_to_stop_whole(module, tmp_path):
+    stacks = tmp_path / "watch" / "stacks"
+    stacks.mkdir(parents=True)
+    (stacks / "stack-21.txt").write_text(_dump(module.file, WAITING, _stuck_in_regex(module.file)) * STUCK_DUMPS)
+    _watched_until_hang(HangWatch(stacks, module, tmp_path / "watch" / "stop", within=tmp_path))
+    assert (tmp_path / "watch" / "stop").read_text() == "21\n"
+    assert sorted(p.name for p in (tmp_path / "watch").iterdir()) == ["stacks", "stop"]
+
+
+def test_a_watch_whose_folder_the_sandbox_swapped_for_a_link_writes_nothing_through_it(module, tmp_path):
+    stacks, elsewhere = tmp_path / "watch" / "stacks", tmp_path / "elsewhere"
+    stacks.mkdir(parents=True)
+    elsewhere.mkdir()
+    dump = _dump(module.file, WAITING, _stuck_in_regex(module.file))
+    (stacks / "stack-21.txt").write_text(dump * STUCK_DUMPS)
+    (tmp_path / "watch").rename(tmp_path / "moved")
+    (tmp_path / "watch").symlink_to(elsewhere)
+    watch = HangWatch(tmp_path / "moved" / "stacks", module, tmp_path / "watch" / "stop", within=tmp_path)
+    _watched_until_hang(watch)
+    assert watch.hang is not None and watch.hang.pid == 21
+    assert list(elsewhere.iterdir()) == []
 
 
 def test_stack_watch_dumps_a_forked_child_that_holds_the_gil_in_c_code(tmp_path):

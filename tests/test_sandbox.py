@@ -14,6 +14,7 @@ import docker
 import pytest
 from docker.errors import NotFound
 
+from tasks.core.errors import ModuleError
 from tasks.core.models import SandboxConfig
 from tasks.sandbox import runner as sandbox
 from tasks.sandbox.containers import DEADLINE_LABEL, LABEL
@@ -144,6 +145,36 @@ def test_target_is_read_only_and_workspace_writable(docker_config, workspace, ta
     assert not (target / "planted.py").exists()
     assert (target / "pkg" / "__init__.py").exists()
     assert (workspace / "out.txt").read_text() == "from-sandbox\n"
+
+
+@pytest.mark.docker
+def test_links_and_fifos_the_sandbox_leaves_in_its_workspace_are_gone_when_it_ends(
+    docker_config, workspace, target, tmp_path
+):
+    host_file = tmp_path / "host-file"
+    host_file.write_text("the host's")
+    script = (
+        f"mkdir -p {workspace}/deep/er && echo kept > {workspace}/deep/er/out.txt && "
+        f"ln -s {host_file} {workspace}/test_covsweep_2.py && ln -s {tmp_path} {workspace}/accepted && "
+        f"ln -s / {workspace}/deep/er/root && mkfifo {workspace}/deep/pipe && echo planted"
+    )
+    result = run(docker_config, script, workspace, target)
+    assert "planted" in result.output, result.output
+    left = sorted(str(p.relative_to(workspace)) for p in workspace.rglob("*"))
+    assert left == ["deep", "deep/er", "deep/er/out.txt"]
+    assert host_file.read_text() == "the host's"
+
+
+@pytest.mark.docker
+def test_a_workspace_too_deep_for_the_host_to_check_fails_the_step_as_the_sandboxs(docker_config, workspace, target):
+    # 1600 folders of 5 characters: a path longer than PATH_MAX, made one folder at a time from the last.
+    script = f"cd {workspace} && for i in $(seq 1600); do mkdir deep_ && cd deep_ || exit 1; done; ln -s / link"
+    try:
+        with pytest.raises(ModuleError) as raised:
+            run(docker_config, script, workspace, target)
+    finally:
+        subprocess.run(["rm", "-rf", str(workspace / "deep_")], check=True)  # Python's rmtree recurses too deep
+    assert raised.value.info.type == "sandbox" and "cannot check" in raised.value.info.message
 
 
 @pytest.mark.docker

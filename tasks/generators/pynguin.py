@@ -174,7 +174,7 @@ def _attempt(
     )
     budget = min(timeout, search_s + mutation_s + STARTUP_ALLOWANCE_S)
     stacks = out / "watch" / "stacks"
-    with HangWatch(stacks, module, stop) as watch:
+    with HangWatch(stacks, module, stop, within=out.parent) as watch:
         result = sandbox.run(config, script, workspace=out.parent, read_only=[project.target], timeout=budget, env=env)
     hang = watch.hang or (find_hang(stacks, module, FINAL_DUMPS) if result.timed_out else None)
     return _Attempt(result=result, produced=sorted(out.glob("test_*.py")), log=log, budget=budget, hang=hang)

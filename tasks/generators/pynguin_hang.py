@@ -19,7 +19,9 @@ from typing import NamedTuple
 
 from pydantic import BaseModel
 
+from tasks.core.log import get_logger
 from tasks.core.models import Module
+from tasks.sandbox.nofollow import read_file, write_new
 
 DUMP_EVERY_CPU_S = 0.5
 # A process is stuck when its dumps stop changing, with the module under test on a stack, for
@@ -140,8 +142,11 @@ def find_hang(stacks: Path, module: Module, needed: int = STUCK_DUMPS) -> Hang |
 
 def _stuck_processes(stacks: Path, module: Module):
     for path in sorted(stacks.glob("stack-*.txt")):
-        found = stuck(path.read_text(errors="replace"), str(module.file))
-        if found:
+        try:  # read while the sandbox runs: a link it put there is not followed
+            text = read_file(path).decode(errors="replace")
+        except OSError:
+            continue
+        if found := stuck(text, str(module.file)):
             yield path, found
 
 
@@ -199,8 +204,8 @@ class HangWatch:
     """Reads the stack dumps while the run goes on; a hang found writes the stuck pid to `stop`,
     which the sandbox's script kills (in the sandbox's own pid namespace)."""
 
-    def __init__(self, stacks: Path, module: Module, stop: Path):
-        self.stacks, self.module, self.stop = stacks, module, stop
+    def __init__(self, stacks: Path, module: Module, stop: Path, within: Path):
+        self.stacks, self.module, self.stop, self.within = stacks, module, stop, within
         self.hang: Hang | None = None
         self._first_seen: dict[tuple[str, int], float] = {}  # (file, index of a stuck run's first dump) -> when
         self._done = threading.Event()
@@ -218,12 +223,18 @@ class HangWatch:
         while not self._done.wait(WATCH_POLL_S):
             self.hang = self.look()
             if self.hang:
-                # Whole or not at all: the script reads it as soon as it is there.
-                partial = self.stop.with_suffix(".partial")
-                partial.write_text(f"{self.hang.pid}\n")
-                partial.chmod(0o644)
-                partial.rename(self.stop)
+                self._write_stop(self.hang.pid)
                 return
+
+    def _write_stop(self, pid: int) -> None:
+        """Whole or not at all (the script reads it as soon as it is there), and through no link the
+        running sandbox put on the way: `within` is a folder it cannot replace."""
+        try:
+            write_new(self.within, str(self.stop.relative_to(self.within)), f"{pid}\n")
+        except OSError as exc:
+            get_logger("covsweep").warning(
+                "%s: the hang watch could not write %s: %s", self.module.path, self.stop, exc
+            )
 
     def look(self, now: float | None = None) -> Hang | None:
         """One look at the dumps, at monotonic time `now`: a hang, when one process's are stuck long enough."""

@@ -21,8 +21,11 @@ import requests
 from docker.errors import APIError
 from pydantic import BaseModel
 
+from tasks.core.errors import ModuleError
+from tasks.core.log import get_logger
 from tasks.core.models import SandboxConfig
 from tasks.sandbox.containers import covsweep_container, docker_client, gone
+from tasks.sandbox.nofollow import drop_planted
 from tasks.sandbox.snapshot import read_only_volumes
 
 OUTPUT_LIMIT = 200_000
@@ -102,6 +105,7 @@ def _run_docker(config, script, workspace, read_only, timeout, env) -> ExecResul
         start_s = time.monotonic() - started
         exit_code, timed_out = _wait(container, timeout)
         oom, output = _ended(container)
+    drop_planted_in(workspace)
     return ExecResult(
         exit_code=exit_code,
         output=output[-OUTPUT_LIMIT:],
@@ -110,6 +114,18 @@ def _run_docker(config, script, workspace, read_only, timeout, env) -> ExecResul
         duration_s=time.monotonic() - started,
         start_s=start_s,
     )
+
+
+def drop_planted_in(workspace: Path) -> None:
+    """With the sandbox gone, the links it left in its workspace go too: the host reads and writes there
+    afterwards (candidates, reports, the next run's files) and must not land outside it."""
+    try:
+        planted = drop_planted(workspace)
+    except OSError as exc:
+        raise ModuleError("sandbox", f"the sandbox left what covsweep cannot check in {workspace}: {exc}") from exc
+    if planted:
+        shown = ", ".join(planted[:5]) + (f" and {len(planted) - 5} more" if len(planted) > 5 else "")
+        get_logger("covsweep").warning("removed what the sandbox left in %s that is not a file: %s", workspace, shown)
 
 
 def _wait(container, timeout: float) -> tuple[int | None, bool]:
