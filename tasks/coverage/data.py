@@ -13,7 +13,8 @@ Arc = tuple[int, int]
 
 
 def write_rcfile(workspace: Path, project: ProjectRef, *, per_test: bool) -> Path:
-    """covsweep's own coverage settings: the project's may lack branch, or measure elsewhere."""
+    """covsweep's own coverage settings: the project's may lack branch, or measure elsewhere. Per test
+    (`per_test`), the data is read through coverage.py's API, by the files' absolute names."""
     root = project.import_root
     lines = [
         "[run]",
@@ -32,6 +33,10 @@ def write_rcfile(workspace: Path, project: ProjectRef, *, per_test: bool) -> Pat
     ]
     if per_test:
         lines.append("dynamic_context = test_function")
+    else:
+        # Reported only from the target's folder (coverage json): names relative to it spare the report a
+        # lookup from / per file, 80 us each in a container on fuse-overlayfs (a quarter of it at 2000 files).
+        lines.append("relative_files = True")
     lines += ["", "[report]", "ignore_errors = True", "", "[json]", "show_contexts = False", ""]
     rcfile = workspace / "coveragerc"
     rcfile.write_text("\n".join(lines))
