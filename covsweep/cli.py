@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import sys
-import threading
 from pathlib import Path
 from typing import NoReturn
 
@@ -134,24 +133,6 @@ def delivery_line(report: Report) -> str | None:
     return "no test was kept: nothing delivered"
 
 
-def _start_temporary_server() -> None:
-    """Without PREFECT_API_URL, the temporary Prefect server the flow's client would start, started now: its
-    process boots while this one imports the flow and checks the target. A failure is left to the flow's
-    own start, which reports it."""
-    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
-
-    if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
-        return
-    from prefect.server.api.server import SubprocessASGIServer
-
-    server = SubprocessASGIServer()
-    try:
-        server.start()
-    except Exception:  # noqa: BLE001 - the flow's own start says what went wrong
-        # Stopped, or the flow's second start would leave this one's process running, holding our pipes.
-        server.stop()
-
-
 def run(args: argparse.Namespace) -> int:
     """Run the flow in this process and print a summary; the report goes to --report."""
     from tasks.checks import preflight, report_path
@@ -162,17 +143,20 @@ def run(args: argparse.Namespace) -> int:
     except InputError as exc:
         fail(str(exc))
     _interrupt_on_sigterm()
+    from covsweep import temporary_server
+
+    spawned = temporary_server.spawn()  # before Prefect is imported: the server boots meanwhile
     from covsweep.progress import showing_progress
 
     report = report_path(options, project)
     log_file = None if args.verbose else report.parent / LOG_NAME
     try:
         with showing_progress(out, err, log_file):
-            server = threading.Thread(target=_start_temporary_server, daemon=True, name="temporary-prefect-server")
-            server.start()
+            server = temporary_server.adopting(spawned)  # Prefect's logs of it are shown as Prefect's
             from flows.spec_to_production import spec_to_production
 
-            server.join()  # the flow's client would take a half-started server for a running one
+            if server:
+                server.join()  # the flow's client would take a half-started server for a running one
             result: Report = spec_to_production(**options.model_dump())
     except InputError as exc:
         fail(str(exc))
