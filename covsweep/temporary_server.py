@@ -40,16 +40,6 @@ def uvicorn_command(port: int) -> list[str]:
     ]
 
 
-def adopting(spawned: tuple[subprocess.Popen, int] | None) -> threading.Thread | None:
-    """A thread that hands the spawned process to Prefect (`adopt`) and ends when the server answers.
-    A failure is left to the flow's own start, which reports it."""
-    if spawned is None:
-        return None
-    thread = threading.Thread(target=_adopt_quietly, args=spawned, daemon=True, name="temporary-prefect-server")
-    thread.start()
-    return thread
-
-
 def spawn() -> tuple[subprocess.Popen, int] | None:
     """The server's process on a port free now, unless PREFECT_API_URL names a server. A Prefect setting
     from elsewhere (a profile) that rules the temporary server out is read by `adopt`, which stops it.
@@ -66,6 +56,16 @@ def spawn() -> tuple[subprocess.Popen, int] | None:
         return None
     atexit.register(_stop, process)  # whatever happens before Prefect takes it over
     return process, port
+
+
+def adopting(spawned: tuple[subprocess.Popen, int] | None) -> threading.Thread | None:
+    """A thread that hands the spawned process to Prefect (`adopt`) and ends when the server answers.
+    A failure is left to the flow's own start, which reports it."""
+    if spawned is None:
+        return None
+    thread = threading.Thread(target=_adopt_quietly, args=spawned, daemon=True, name="temporary-prefect-server")
+    thread.start()
+    return thread
 
 
 def adopt(process: subprocess.Popen, port: int) -> None:
