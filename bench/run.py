@@ -51,7 +51,7 @@ RESULTS = BENCH / "results"
 TARGET_RATIO = 1.5
 TARGETS = {400: 2.0, 2000: 1.5}  # the bars by project size; other sizes use TARGET_RATIO
 SECOND_SWEEP_TARGET = 0.05
-SCHEMA = "covsweep.bench.coverage-sweep/2"
+SCHEMA = "covsweep.bench.coverage-sweep/3"
 
 # Lines of covsweep's output that mark a phase; the first match of each counts.
 MARKERS = {

@@ -14,6 +14,10 @@ import sys
 import threading
 from pathlib import Path
 
+from pydantic import TypeAdapter, ValidationError
+
+from tasks.project.git import WITHHELD_VARIABLES
+
 # What Prefect's SubprocessASGIServer sets for its process: no UI, an ephemeral server's services.
 SERVER_ENV = {"PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
 
@@ -41,21 +45,31 @@ def uvicorn_command(port: int) -> list[str]:
 
 
 def spawn() -> tuple[subprocess.Popen, int] | None:
-    """The server's process on a port free now, unless PREFECT_API_URL names a server. A Prefect setting
-    from elsewhere (a profile) that rules the temporary server out is read by `adopt`, which stops it.
-    The process reads Prefect's settings from the same sources as this one: the environment, the
-    profile, and the files in this working directory."""
-    if os.environ.get("PREFECT_API_URL"):
+    """The server's process on a port free now, unless the environment names a server or disables the
+    temporary one. The process reads Prefect's settings from the same sources as this one (the
+    environment, .env and prefect.toml here, the profile); a setting from those files that rules the
+    temporary server out is read by `adopt`, which stops it. covsweep's own secrets are withheld."""
+    if os.environ.get("PREFECT_API_URL") or not _ephemeral_allowed():
         return None
     try:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
-        process = subprocess.Popen(uvicorn_command(port), env=os.environ | SERVER_ENV)
+        env = {name: value for name, value in os.environ.items() if name not in WITHHELD_VARIABLES}
+        process = subprocess.Popen(uvicorn_command(port), env=env | SERVER_ENV)
     except OSError:  # the flow's own start of Prefect's server says what is wrong
         return None
     atexit.register(_stop, process)  # whatever happens before Prefect takes it over
     return process, port
+
+
+def _ephemeral_allowed() -> bool:
+    """PREFECT_SERVER_EPHEMERAL_ENABLED (or its older name) as Prefect's settings read it, when set."""
+    for name in ("PREFECT_SERVER_EPHEMERAL_ENABLED", "PREFECT_SERVER_ALLOW_EPHEMERAL_MODE"):
+        if name in os.environ:
+            with contextlib.suppress(ValidationError):
+                return TypeAdapter(bool).validate_python(os.environ[name])
+    return True
 
 
 def adopting(spawned: tuple[subprocess.Popen, int] | None) -> threading.Thread | None:

@@ -4,6 +4,7 @@ a real run prints its table, writes its report and exits 0, or 1 when a module f
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 
 import pytest
@@ -225,6 +226,12 @@ def test_run_on_the_example_prints_the_table_and_writes_the_report(example, sand
     assert report["totals"]["tests_accepted"] > 0
     total_row = next(line for line in result.stdout.splitlines() if line.lstrip("│ ").startswith("total"))
     assert "mutation %" in result.stdout and f"{report['totals']['mutation_score']:.1f}" in total_row
+    # One temporary server: the one spawned before Prefect was imported, on a port the kernel gave (Prefect
+    # picks one of 8000-8999 for a server of its own), which Prefect's clients took.
+    starts = re.findall(
+        r"Starting temporary server on http://127\.0\.0\.1:(\d+)", (tmp_path / "covsweep.log").read_text()
+    )
+    assert len(starts) == 1 and int(starts[0]) not in range(8000, 9000), starts
 
 
 # -- CI mode: a git repository made here, with two commits ------------------------------------------
