@@ -41,7 +41,9 @@ def measured(config, project, root: Path, relative: bool) -> tuple[float, float,
     workspace = sandbox.prepare_workspace(Path(tempfile.mkdtemp(dir=root)))
     rcfile = write_rcfile(workspace, project, per_test=False)
     if not relative:
-        rcfile.write_text(rcfile.read_text().replace("relative_files = True\n", ""))
+        settings = rcfile.read_text()
+        assert "relative_files = True\n" in settings, "write_rcfile no longer sets relative_files as this expects"
+        rcfile.write_text(settings.replace("relative_files = True\n", ""))
     script = STEPS.format(target=project.target, rc=rcfile, ws=workspace)
     result = sandbox.run(config, script, workspace=workspace, read_only=[project.target], timeout=900)
     run_ms, json_ms = map(int, result.output.split()[-2:])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ import pytest
 
 from covsweep import temporary_server
 from tests.helpers import host_processes_with
+from tests.service_fixtures import free_port
 
 pytestmark = pytest.mark.server
 
@@ -73,9 +73,7 @@ def _environ_of(pid: int) -> list[bytes]:
 def test_the_spawned_process_runs_the_command_and_settings_prefect_would():
     from prefect.server.api.server import SubprocessASGIServer
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     prefects = SubprocessASGIServer._run_uvicorn_command(types.SimpleNamespace(port=port))
     try:
         environ = _environ_of(prefects.pid)
