@@ -1,12 +1,23 @@
-"""How covsweep reads a pytest run back: each test's node id and outcome, in the order they ran, from a
-real pytest run in a subprocess (no sandbox): the node ids run those tests again."""
+"""How covsweep runs pytest and reads a run back: each test's node id and outcome, in the order they ran,
+from a real pytest run in a subprocess (no sandbox): the node ids run those tests again; runs forked from
+one interpreter record what separate `coverage run -m pytest` processes do."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
-from tasks.sandbox.pytest_support import junit_node_ids, pytest_args
+from tasks.core.models import ProjectRef
+from tasks.coverage.data import coverage_by_test, write_rcfile
+from tasks.sandbox.pytest_support import (
+    forked_coverage_runs,
+    junit_node_ids,
+    junit_outcomes,
+    pytest_args,
+    pytest_options,
+)
 from tests.helpers import write_project
 
 SUITE = {
@@ -53,3 +64,76 @@ def test_the_node_ids_run_those_tests_again_in_the_order_given(tmp_path):
     ran = run(root, "tests/test_b.py::TestGroup::test_in_class", "tests/sub/test_a.py::test_fails")
 
     assert ran == [("tests/test_b.py::TestGroup::test_in_class", True), ("tests/sub/test_a.py::test_fails", False)]
+
+
+FORKED = {
+    "pkg/__init__.py": "",
+    "pkg/calc.py": """\
+        def sign(x):
+            if x < 0:
+                return -1
+            return 1 if x else 0
+        """,
+    # Below the root, which only sys.path[0] as `python -m` sets it puts on the path (pytest adds tests/).
+    "tests/test_calc.py": """\
+        import os
+
+        from pkg.calc import sign
+
+
+        def test_negative():
+            assert sign(-2) == -1
+
+
+        def test_zero_and_hash():
+            assert sign(0) == 0
+            assert hash("covsweep") == int(os.environ["EXPECTED_HASH"])
+        """,
+    "tests/test_dies.py": """\
+        import os
+
+
+        def test_ends_the_interpreter():
+            os._exit(3)
+        """,
+}
+
+
+def measured_alone(root, name: str) -> tuple[dict[str, bool], dict]:
+    """What plain `coverage run -m pytest` gives for one test file: outcomes and each test's coverage."""
+    folder = root / f"plain-{Path(name).name}"
+    folder.mkdir()
+    rcfile = write_rcfile(folder, ProjectRef(target=root, import_root=root, test_paths=[]), per_test=True)
+    command = f'"{sys.executable}" -m coverage run --rcfile={rcfile} {pytest_args([name], folder / "junit.xml")}'
+    subprocess.run(command, shell=True, cwd=root, env=hashed_env(), capture_output=True, check=False)
+    return junit_outcomes(folder / "junit.xml", Path(name).stem), coverage_by_test(folder / ".coverage")
+
+
+def hashed_env() -> dict[str, str]:
+    """Seed 1, and the hash of a string under it, which only an interpreter started with that seed gives."""
+    seeded = os.environ | {"PYTHONHASHSEED": "1"}
+    check = subprocess.run(
+        [sys.executable, "-c", "print(hash('covsweep'))"], env=seeded, capture_output=True, text=True
+    )
+    return seeded | {"EXPECTED_HASH": check.stdout.strip()}
+
+
+def test_forked_runs_record_what_separate_coverage_runs_do_and_a_dying_run_stops_no_other(tmp_path):
+    root = write_project(tmp_path / "project", FORKED)
+    runs = []
+    for name in ("test_dies.py", "test_calc.py"):
+        folder = root / f"forked-{name}"
+        folder.mkdir()
+        rcfile = write_rcfile(folder, ProjectRef(target=root, import_root=root, test_paths=[]), per_test=True)
+        runs.append((rcfile, folder / "pytest.log", pytest_options([f"tests/{name}"], folder / "junit.xml")))
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+
+    command = forked_coverage_runs(workspace, runs)
+    subprocess.run(command, shell=True, cwd=root, env=hashed_env() | {"PY": sys.executable}, check=True)
+
+    forked = root / "forked-test_calc.py"
+    outcomes = junit_outcomes(forked / "junit.xml", "test_calc")
+    assert outcomes == {"test_negative": True, "test_zero_and_hash": True}, (forked / "pytest.log").read_text()
+    assert (outcomes, coverage_by_test(forked / ".coverage")) == measured_alone(root, "tests/test_calc.py")
+    assert not (root / "forked-test_dies.py" / "junit.xml").exists()

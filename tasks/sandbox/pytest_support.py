@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import shlex
+import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -10,13 +12,18 @@ from tasks.core.models import ProjectRef, SandboxConfig
 from tasks.sandbox import runner as sandbox
 
 PER_TEST_TIMEOUT_S = 30
+FORKED_RUNNER = Path(__file__).with_name("forked_pytest.py")
+FORKED_RUNNER_NAME = "covsweep_forked_pytest.py"
 
 
 def pytest_args(paths: list[Path | str], junit: Path | None = None) -> str:
     """pytest's arguments for these paths or node ids, with a JUnit XML report when `junit` is given."""
+    return " ".join(shlex.quote(a) for a in ["-m", "pytest", *pytest_options(paths, junit)])
+
+
+def pytest_options(paths: list[Path | str], junit: Path | None = None) -> list[str]:
+    """What pytest_args passes to pytest itself."""
     args = [
-        "-m",
-        "pytest",
         "-p",
         "no:cacheprovider",
         "-q",
@@ -29,7 +36,19 @@ def pytest_args(paths: list[Path | str], junit: Path | None = None) -> str:
     ]
     if junit:
         args.append(f"--junitxml={junit}")
-    return " ".join(shlex.quote(a) for a in args + [str(p) for p in paths])
+    return args + [str(p) for p in paths]
+
+
+def forked_coverage_runs(workspace: Path, runs: list[tuple[Path, Path, list[str]]]) -> str:
+    """The command that does each (rcfile, log, pytest options) run as `coverage run --rcfile -m pytest
+    > log` would, all forked from one interpreter (forked_pytest.py, copied into `workspace`)."""
+    runner = workspace / FORKED_RUNNER_NAME
+    shutil.copyfile(FORKED_RUNNER, runner)
+    listed = workspace / "forked-runs.json"
+    listed.write_text(json.dumps([{"rcfile": str(rc), "log": str(log), "args": args} for rc, log, args in runs]))
+    for written in (runner, listed):
+        written.chmod(0o644)
+    return f'"$PY" {shlex.quote(str(runner))} {shlex.quote(str(listed))}'
 
 
 def sandbox_env(project: ProjectRef) -> dict[str, str]:

@@ -1,5 +1,6 @@
 """Rewriting must not change what a test does. The original and the rewritten file run in one sandbox,
-each in its own pytest process under coverage with per-test contexts; tests pair up by their place in
+each in its own pytest process under coverage with per-test contexts (both forked from one interpreter
+that imported pytest and coverage.py once, with one hash seed); tests pair up by their place in
 the file (a rewrite renames tests but never adds, drops or reorders one), and a pair must end alike and
 cover the same lines and arcs of the project."""
 
@@ -14,7 +15,7 @@ from tasks.coverage.data import Arc, coverage_by_test, write_rcfile
 from tasks.coverage.readable.rewrite import Rewritten, rewrite
 from tasks.project.style import ProjectStyle
 from tasks.sandbox import runner as sandbox
-from tasks.sandbox.pytest_support import junit_outcomes, pytest_args, run_in_target
+from tasks.sandbox.pytest_support import forked_coverage_runs, junit_outcomes, pytest_options, run_in_target
 
 STEM = "test_covsweep_readable"  # both files carry it: their tests' contexts and JUnit names compare as they are
 SIDES = ("original", "rewritten")
@@ -44,7 +45,7 @@ def changed_tests(
     names = {side: test_names(text) for side, text in texts.items()}
     if len(names["original"]) != len(names["rewritten"]):
         return names["original"]
-    steps = []
+    runs = []
     for side in SIDES:
         folder = sandbox.prepare_workspace(workspace / side)
         for stale in (folder / ".coverage", folder / "junit.xml"):
@@ -52,11 +53,9 @@ def changed_tests(
         test_file = folder / f"{STEM}.py"
         test_file.write_text(texts[side])
         rcfile = write_rcfile(folder, project, per_test=True)
-        steps.append(
-            f'PYTHONHASHSEED=1 "$PY" -m coverage run --rcfile={rcfile} {pytest_args([test_file], folder / "junit.xml")}'
-            f" > {folder}/pytest.log 2>&1"
-        )
-    result = run_in_target(config, project, steps, workspace=workspace, timeout=timeout)
+        runs.append((rcfile, folder / "pytest.log", pytest_options([test_file], folder / "junit.xml")))
+    command = f"PYTHONHASHSEED=1 {forked_coverage_runs(workspace, runs)}"
+    result = run_in_target(config, project, [command], workspace=workspace, timeout=timeout)
     if result.timed_out:
         return names["original"]
     before = _traces(workspace / "original", names["original"])
