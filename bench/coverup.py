@@ -11,8 +11,8 @@ answer after 2 s: a test file for the module the prompt names), then runs on a f
 
 Before covsweep's timed run, an untimed one on a one-module project (`--generator none`) creates the
 Prefect database in the run's Prefect home, as any earlier run on the machine would have (`--no-warmup`
-times covsweep's very first run instead). Modules per minute over each whole run, and the final coverage of each, measured the same way for both
-afterwards: plain `coverage run --branch -m pytest` of the project's tests, generated ones included.
+times covsweep's very first run instead). Modules per minute over each whole run, and the final coverage
+of each, measured the same way for both afterwards: plain `coverage run --branch -m pytest` of the project's tests, generated ones included.
 Writes bench/results/coverup-<timestamp>.json and coverup-latest.json. The issue's bar: covsweep at least 2x
 CoverUp's modules per minute with at least its final coverage.
 """
@@ -140,21 +140,26 @@ def run_coverup(project: Path, coverup: Path, fake: FakeLLM, args, tiktoken: Pat
     }
 
 
+def prefect_home(scratch: Path) -> Path:
+    """The one Prefect home of the warm-up and the timed covsweep run."""
+    home = scratch / "prefect-home"
+    home.mkdir(exist_ok=True)
+    return home
+
+
 def warm_up(args, scratch: Path) -> dict | None:
     """An untimed coverage-only run of one module: the Prefect home's database exists afterwards."""
     if args.no_warmup:
         return None
     options = argparse.Namespace(sandbox="docker", covsweep_arg=[], timeout=args.timeout, verbose=args.verbose)
-    home = scratch / "prefect-home"
-    home.mkdir(exist_ok=True)
-    run = run_coverage_only(generate(scratch / "warmup", 1), scratch / "warmup-report.json", options, home)
+    project = generate(scratch / "warmup", 1)
+    run = run_coverage_only(project, scratch / "warmup-report.json", options, prefect_home(scratch))
     print(f"  warm-up (1 module, --generator none, untimed): {run['seconds']:.1f}s, exit {run['exit_code']}")
     return {"seconds": run["seconds"], "exit_code": run["exit_code"]}
 
 
 def run_covsweep(project: Path, fake: FakeLLM, args, scratch: Path) -> dict:
-    home = scratch / "prefect-home"
-    home.mkdir(exist_ok=True)
+    home = prefect_home(scratch)
     options = argparse.Namespace(
         max_iterations=1, coverage_target=100.0, sandbox="docker", mutation=args.mutation, verbose=args.verbose
     )

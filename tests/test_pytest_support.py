@@ -12,7 +12,7 @@ from pathlib import Path
 from tasks.core.models import ProjectRef
 from tasks.coverage.data import coverage_by_test, write_rcfile
 from tasks.sandbox.pytest_support import (
-    forked_coverage_runs,
+    forked_coverage_command,
     junit_node_ids,
     junit_outcomes,
     pytest_args,
@@ -77,6 +77,7 @@ FORKED = {
     # Below the root, which only sys.path[0] as `python -m` sets it puts on the path (pytest adds tests/).
     "tests/test_calc.py": """\
         import os
+        import sys
 
         from pkg.calc import sign
 
@@ -88,6 +89,11 @@ FORKED = {
         def test_zero_and_hash():
             assert sign(0) == 0
             assert hash("covsweep") == int(os.environ["EXPECTED_HASH"])
+
+
+        def test_run_as_coverage_runs_pytest():
+            assert sys.argv[0].endswith(os.path.join("pytest", "__main__.py"))
+            assert os.environ["COVERAGE_RUN"] == "true"
         """,
     "tests/test_dies.py": """\
         import os
@@ -118,22 +124,35 @@ def hashed_env() -> dict[str, str]:
     return seeded | {"EXPECTED_HASH": check.stdout.strip()}
 
 
-def test_forked_runs_record_what_separate_coverage_runs_do_and_a_dying_run_stops_no_other(tmp_path):
+def forked_run(root: Path, label: str, name: str, rcfile: str | None = None) -> tuple[Path, Path, list[str]]:
+    """A run of tests/`name` into the folder forked-`label`; with `rcfile`, that name for its rcfile."""
+    folder = root / f"forked-{label}"
+    folder.mkdir()
+    written = write_rcfile(folder, ProjectRef(target=root, import_root=root, test_paths=[]), per_test=True)
+    return (
+        folder / rcfile if rcfile else written,
+        folder / "pytest.log",
+        pytest_options([f"tests/{name}"], folder / "junit.xml"),
+    )
+
+
+def test_forked_runs_record_what_separate_coverage_runs_do_and_a_failing_run_stops_no_other(tmp_path):
     root = write_project(tmp_path / "project", FORKED)
-    runs = []
-    for name in ("test_dies.py", "test_calc.py"):
-        folder = root / f"forked-{name}"
-        folder.mkdir()
-        rcfile = write_rcfile(folder, ProjectRef(target=root, import_root=root, test_paths=[]), per_test=True)
-        runs.append((rcfile, folder / "pytest.log", pytest_options([f"tests/{name}"], folder / "junit.xml")))
+    runs = [
+        forked_run(root, "dies", "test_dies.py"),
+        forked_run(root, "broken", "test_calc.py", rcfile="missing-rcfile"),
+        forked_run(root, "calc", "test_calc.py"),
+    ]
     workspace = tmp_path / "workspace"
     workspace.mkdir()
 
-    command = forked_coverage_runs(workspace, runs)
+    command = forked_coverage_command(workspace, runs)
     subprocess.run(command, shell=True, cwd=root, env=hashed_env() | {"PY": sys.executable}, check=True)
 
-    forked = root / "forked-test_calc.py"
+    forked = root / "forked-calc"
     outcomes = junit_outcomes(forked / "junit.xml", "test_calc")
-    assert outcomes == {"test_negative": True, "test_zero_and_hash": True}, (forked / "pytest.log").read_text()
+    assert outcomes == dict.fromkeys(["test_negative", "test_zero_and_hash", "test_run_as_coverage_runs_pytest"], True)
+    assert "3 passed" in (forked / "pytest.log").read_text()
     assert (outcomes, coverage_by_test(forked / ".coverage")) == measured_alone(root, "tests/test_calc.py")
-    assert not (root / "forked-test_dies.py" / "junit.xml").exists()
+    assert not (root / "forked-dies" / "junit.xml").exists()
+    assert "missing-rcfile" in (root / "forked-broken" / "pytest.log").read_text()  # its own error, in its log

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from tasks.sandbox import runner as sandbox
 
 PER_TEST_TIMEOUT_S = 30
 FORKED_RUNNER = Path(__file__).with_name("forked_pytest.py")
-FORKED_RUNNER_NAME = "covsweep_forked_pytest.py"
+FORKED_RUNNER_NAME, FORKED_RUNS_NAME = "covsweep_forked_pytest.py", "covsweep_forked_runs.json"
 
 
 def pytest_args(paths: list[Path | str], junit: Path | None = None) -> str:
@@ -39,16 +38,13 @@ def pytest_options(paths: list[Path | str], junit: Path | None = None) -> list[s
     return args + [str(p) for p in paths]
 
 
-def forked_coverage_runs(workspace: Path, runs: list[tuple[Path, Path, list[str]]]) -> str:
+def forked_coverage_command(workspace: Path, runs: list[tuple[Path, Path, list[str]]]) -> str:
     """The command that does each (rcfile, log, pytest options) run as `coverage run --rcfile -m pytest
-    > log` would, all forked from one interpreter (forked_pytest.py, copied into `workspace`)."""
-    runner = workspace / FORKED_RUNNER_NAME
-    shutil.copyfile(FORKED_RUNNER, runner)
-    listed = workspace / "forked-runs.json"
-    listed.write_text(json.dumps([{"rcfile": str(rc), "log": str(log), "args": args} for rc, log, args in runs]))
-    for written in (runner, listed):
-        written.chmod(0o644)
-    return f'"$PY" {shlex.quote(str(runner))} {shlex.quote(str(listed))}'
+    > log` would, all forked from one interpreter; writes forked_pytest.py and the run list into `workspace`."""
+    runner = sandbox.readable_file(workspace / FORKED_RUNNER_NAME, FORKED_RUNNER.read_text())
+    listed = [{"rcfile": str(rcfile), "log": str(log), "args": args} for rcfile, log, args in runs]
+    run_list = sandbox.readable_file(workspace / FORKED_RUNS_NAME, json.dumps(listed))
+    return f'"$PY" {shlex.quote(str(runner))} {shlex.quote(str(run_list))}'
 
 
 def sandbox_env(project: ProjectRef) -> dict[str, str]:

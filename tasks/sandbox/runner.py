@@ -59,6 +59,13 @@ def prepare_workspace(path: Path) -> Path:
     return path
 
 
+def readable_file(path: Path, text: str) -> Path:
+    """`path` with `text`, readable by the sandbox's user, whose uid is not the host's."""
+    path.write_text(text)
+    path.chmod(0o644)
+    return path
+
+
 def run(
     config: SandboxConfig,
     script: str,

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 import shlex
-import shutil
 from pathlib import Path
 
 from tasks.sandbox.pytest_support import PER_TEST_TIMEOUT_S
+from tasks.sandbox.runner import readable_file
 
 RUNNER = Path(__file__).with_name("unittest_runner.py")
 RUNNER_NAME = "covsweep_unittest.py"
@@ -21,10 +21,7 @@ RUNNER_NAME = "covsweep_unittest.py"
 
 def install_runner(workspace: Path) -> Path:
     """The runner script in the workspace, where the sandbox can read it."""
-    script = workspace / RUNNER_NAME
-    shutil.copyfile(RUNNER, script)
-    script.chmod(0o644)
-    return script
+    return readable_file(workspace / RUNNER_NAME, RUNNER.read_text())
 
 
 def _reached(start: Path, path: Path) -> bool:

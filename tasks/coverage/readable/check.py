@@ -15,7 +15,7 @@ from tasks.coverage.data import Arc, coverage_by_test, write_rcfile
 from tasks.coverage.readable.rewrite import Rewritten, rewrite
 from tasks.project.style import ProjectStyle
 from tasks.sandbox import runner as sandbox
-from tasks.sandbox.pytest_support import forked_coverage_runs, junit_outcomes, pytest_options, run_in_target
+from tasks.sandbox.pytest_support import forked_coverage_command, junit_outcomes, pytest_options, run_in_target
 
 STEM = "test_covsweep_readable"  # both files carry it: their tests' contexts and JUnit names compare as they are
 SIDES = ("original", "rewritten")
@@ -54,7 +54,7 @@ def changed_tests(
         test_file.write_text(texts[side])
         rcfile = write_rcfile(folder, project, per_test=True)
         runs.append((rcfile, folder / "pytest.log", pytest_options([test_file], folder / "junit.xml")))
-    command = f"PYTHONHASHSEED=1 {forked_coverage_runs(workspace, runs)}"
+    command = f"PYTHONHASHSEED=1 {forked_coverage_command(workspace, runs)}"
     result = run_in_target(config, project, [command], workspace=workspace, timeout=timeout)
     if result.timed_out:
         return names["original"]
