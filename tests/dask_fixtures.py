@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from tests.fake_llm import API_KEY
-from tests.service_fixtures import free_port, start_process, stop
+from tests.helpers import free_port
+from tests.service_fixtures import start_process, stop
 
 DASK = str(Path(sys.executable).with_name("dask"))
 

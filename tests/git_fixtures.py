@@ -21,7 +21,7 @@ import pytest
 
 from tasks.delivery.write import WriteRequest, write_files
 from tasks.project.discover import discover
-from tests.helpers import host_processes_with, write_project
+from tests.helpers import free_port, host_processes_with, write_project
 
 IDENTITY = ["-c", "user.name=Tester", "-c", "user.email=tester@example.com"]
 # The tiny project every repository test starts from: one module, one test of its own.
@@ -159,12 +159,6 @@ def make_origin(root: Path) -> Origin:
 @pytest.fixture
 def origin(tmp_path) -> Origin:
     return make_origin(tmp_path / "remote")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 20.0) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import tarfile
@@ -232,3 +233,10 @@ def independent_measurement(target: Path, scratch: Path, source: str = "src/shop
 
 def percent(part: int, whole: int) -> float:
     return round(100.0 * part / whole, 2) if whole else 100.0
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,18 +24,12 @@ import httpx
 import pytest
 
 from tests.conftest import EXAMPLE, REPO, sandbox_containers
-from tests.helpers import run_cli
+from tests.helpers import free_port, run_cli
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun
 
 PREFECT = str(Path(sys.executable).with_name("prefect"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_process(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:

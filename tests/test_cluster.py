@@ -21,8 +21,8 @@ from flows.spec_to_production import spec_to_production
 from tests.dask_fixtures import DaskCluster, start_cluster
 from tests.fake_llm import API_KEY, FakeLLM, Reply, code_answer, completion_body
 from tests.git_fixtures import SIGN_TESTS, run_git
-from tests.helpers import write_project
-from tests.service_fixtures import free_port, wait_until
+from tests.helpers import free_port, write_project
+from tests.service_fixtures import wait_until
 
 QUAD = {
     "quad/__init__.py": "",

@@ -13,8 +13,8 @@ from tasks.core.errors import InputError
 from tasks.core.settings import Settings
 from tasks.project.changes import changed_since
 from tasks.project.repository import checkout, checkout_cached, fetch_history_for, probe
-from tests.git_fixtures import files_containing, free_port, run_git
-from tests.helpers import in_threads
+from tests.git_fixtures import files_containing, run_git
+from tests.helpers import free_port, in_threads
 
 
 def no_token() -> Settings:

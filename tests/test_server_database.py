@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from tests.conftest import REPO
-from tests.service_fixtures import DATABASE_SETTING, free_port, postgres_query, start_process, stop
+from tests.helpers import free_port
+from tests.service_fixtures import DATABASE_SETTING, postgres_query, start_process, stop
 
 
 def server_env(home, **settings: str) -> dict[str, str]:

@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 from covsweep import temporary_server
-from tests.helpers import host_processes_with
-from tests.service_fixtures import free_port
+from tests.helpers import free_port, host_processes_with
 
 pytestmark = pytest.mark.server
 
