@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import time
 from typing import Annotated, Literal
 
@@ -20,7 +19,7 @@ from tasks.core.progress import baseline_lines, module_done, run_phase
 from tasks.deliver import deliver_tests
 from tasks.measure import Measurement, measure_coverage
 from tasks.modules import generated, measure_only, module_jobs, module_runner, with_not_changed
-from tasks.plan import plan_run
+from tasks.plan import discard_workspace, plan_run
 from tasks.publish import Progress, publish_report, publish_summary
 from tasks.session import close_run_llm, open_run_llm
 from tasks.write import write_tests
@@ -139,7 +138,7 @@ def spec_to_production(
         return published
     finally:
         close_run_llm(llm)
-        shutil.rmtree(plan.workspace, ignore_errors=True)
+        discard_workspace(plan)
 
 
 def _measure(plan: Plan, phase: str) -> Measurement:

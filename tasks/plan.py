@@ -3,7 +3,6 @@ the sandbox."""
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from contextlib import suppress
 from pathlib import Path
@@ -35,6 +34,7 @@ from tasks.project.source import (
 from tasks.sandbox.containers import docker_client
 from tasks.sandbox.images import ensure_sandbox_image
 from tasks.sandbox.leftovers import remove_leftovers, remove_stale_workspaces
+from tasks.sandbox.nofollow import remove_tree
 from tasks.sandbox.snapshot import plan_snapshot
 from tasks.sandbox.target_image import ensure_target_image
 
@@ -95,8 +95,13 @@ def plan_run(options: RunOptions, run_id: str | None = None, load_blocks: bool =
         return _plan(options, run_id, workspace, settings, load_blocks)
     except BaseException:
         # The flow removes the workspace once it is planned: a refused plan takes its clone away itself.
-        shutil.rmtree(workspace, ignore_errors=True)
+        remove_tree(workspace)
         raise
+
+
+def discard_workspace(plan: Plan) -> None:
+    """The run's scratch folders, which sandboxes wrote in, gone."""
+    remove_tree(plan.workspace)
 
 
 def _plan(options: RunOptions, run_id: str, workspace: Path, settings: Settings, load_blocks: bool) -> Plan:

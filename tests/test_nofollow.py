@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from tasks.sandbox.nofollow import drop_planted, read_file, write_new
+from tasks.sandbox.nofollow import drop_planted, read_file, remove_tree, write_new
 
 
 def test_a_regular_file_is_read(tmp_path):
@@ -84,3 +84,31 @@ def test_a_tree_deeper_than_pythons_stack_is_checked_to_the_bottom(tmp_path):
         assert drop_planted(tmp_path) == ["d/" * 1200 + "link"]
     finally:
         subprocess.run(["rm", "-rf", str(tmp_path / "d")], check=True)  # Python's rmtree recurses too deep
+
+
+def deep_tree(root, depth: int, link_to) -> None:
+    """`depth` nested folders below `root` (deeper than a path may be long), a link at the bottom."""
+    fd = os.open(root, os.O_RDONLY)
+    for _ in range(depth):
+        os.mkdir("d", dir_fd=fd)
+        inner = os.open("d", os.O_RDONLY, dir_fd=fd)
+        os.close(fd)
+        fd = inner
+    os.symlink(link_to, "link", dir_fd=fd)
+    os.close(fd)
+
+
+def test_a_tree_deeper_than_the_stack_goes_whole_and_nothing_it_links_to_goes(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "kept").write_text("the host's")
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    deep_tree(workspace, 2500, outside)  # shutil.rmtree of Python 3.11 raises RecursionError on it
+    (workspace / "top-link").symlink_to(outside)
+
+    remove_tree(workspace)
+    remove_tree(workspace)  # gone already: nothing to do
+
+    assert not workspace.exists()
+    assert (outside / "kept").read_text() == "the host's"

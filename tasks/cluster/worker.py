@@ -6,7 +6,6 @@ Everything here runs in the worker's process: `localized` in the module task, `w
 
 from __future__ import annotations
 
-import shutil
 import socket
 import threading
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from tasks.project.remote import is_repository_url
 from tasks.project.repository import checkout_cached
 from tasks.sandbox.containers import docker_client
 from tasks.sandbox.leftovers import remove_leftovers, remove_stale_workspaces
+from tasks.sandbox.nofollow import remove_tree
 from tasks.sandbox.target_image import prepare_target_image
 
 M = TypeVar("M", bound=BaseModel)
@@ -158,5 +158,5 @@ def remove_run_workspace(run_id: str, flow_host: str, flow_workspace: str) -> bo
     folder = load().cache_dir / "runs" / run_id
     if socket.gethostname() == flow_host and folder.resolve() == Path(flow_workspace).resolve():
         return False
-    shutil.rmtree(folder, ignore_errors=True)
+    remove_tree(folder)
     return not folder.exists()

@@ -31,6 +31,7 @@ from tasks.llm.config import LLMConfig
 from tasks.llm.prompts import describe_missing, missing, surviving_mutants
 from tasks.sandbox.containers import covsweep_container, docker_client, gone
 from tasks.sandbox.images import image_exists
+from tasks.sandbox.nofollow import remove_tree
 from tasks.sandbox.runner import prepare_workspace
 from tasks.sandbox.snapshot import project_files
 
@@ -395,4 +396,4 @@ def generate_with_openhands(
         candidate.write_text(builder.render())
         return Generated(file=candidate, start_s=run.start_s, duration_s=run.duration_s)
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        remove_tree(scratch)

@@ -20,6 +20,7 @@ from tasks.core.errors import ModuleError
 from tasks.core.models import Module, Mutant, MutationScore, ProjectRef, SandboxConfig
 from tasks.mutation import driver as sandbox_driver
 from tasks.sandbox import runner as sandbox
+from tasks.sandbox.nofollow import remove_tree
 from tasks.sandbox.pytest_support import sandbox_env
 
 DRIVER = Path(sandbox_driver.__file__)
@@ -69,7 +70,7 @@ def _run_driver(
     """One sandbox run of driver.py on `job`; the mutants it reports and its answer. The workspace
     may be one an earlier run used: its copy and answer are removed first."""
     sandbox.prepare_workspace(workspace)
-    shutil.rmtree(workspace / sandbox_driver.WORK, ignore_errors=True)
+    remove_tree(workspace / sandbox_driver.WORK)
     answer_file = workspace / sandbox_driver.RESULT
     answer_file.unlink(missing_ok=True)
     driver = workspace / DRIVER.name

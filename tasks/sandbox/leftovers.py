@@ -3,7 +3,6 @@ their containers (the sandbox's and OpenHands') and their workspaces. A live run
 
 from __future__ import annotations
 
-import shutil
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,6 +12,7 @@ from docker.errors import APIError
 from docker.models.containers import Container
 
 from tasks.sandbox.containers import DEADLINE_LABEL, LABEL, remove_container
+from tasks.sandbox.nofollow import remove_tree
 
 # A live run removes each container the moment it ends: one still there this long after lost its run.
 # A running one this long past the deadline it was to end itself at did not (an image whose entrypoint
@@ -73,6 +73,6 @@ def remove_stale_workspaces(runs: Path, older_than_s: float = WORKSPACE_AGE_S) -
         except OSError:
             continue  # removed meanwhile, or not a directory
         if time.time() - touched > older_than_s:
-            shutil.rmtree(workspace, ignore_errors=True)
+            remove_tree(workspace)
             removed.append(workspace.name)
     return removed
