@@ -240,3 +240,16 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def deep_tree(root: Path, depth: int, link_to: Path | None = None) -> None:
+    """`depth` nested folders below `root` (deeper than a path may be long), a link at the bottom."""
+    fd = os.open(root, os.O_RDONLY)
+    for _ in range(depth):
+        os.mkdir("d", dir_fd=fd)
+        inner = os.open("d", os.O_RDONLY, dir_fd=fd)
+        os.close(fd)
+        fd = inner
+    if link_to is not None:
+        os.symlink(link_to, "link", dir_fd=fd)
+    os.close(fd)

@@ -13,6 +13,7 @@ from docker.errors import NotFound
 
 from tasks.sandbox.containers import DEADLINE_LABEL, LABEL
 from tasks.sandbox.leftovers import remove_leftovers, remove_stale_workspaces
+from tests.helpers import deep_tree
 
 DAY = 24 * 3600
 
@@ -95,6 +96,7 @@ def test_only_workspaces_untouched_for_a_day_are_removed(tmp_path):
     dead = runs / "dead-run"
     (dead / "shop__money.py").mkdir(parents=True)
     (dead / "shop__money.py" / "pynguin-1.log").write_text("...")
+    deep_tree(dead / "shop__money.py", 1500)  # what a sandbox may leave: too deep for shutil.rmtree
     age(dead / "shop__money.py", 2 * DAY)
     age(dead, 2 * DAY)
     # A long run: its folder is old, but one of its modules started a minute ago.

@@ -9,6 +9,7 @@ import subprocess
 import pytest
 
 from tasks.sandbox.nofollow import drop_planted, read_file, remove_tree, write_new
+from tests.helpers import deep_tree
 
 
 def test_a_regular_file_is_read(tmp_path):
@@ -86,18 +87,6 @@ def test_a_tree_deeper_than_pythons_stack_is_checked_to_the_bottom(tmp_path):
         subprocess.run(["rm", "-rf", str(tmp_path / "d")], check=True)  # Python's rmtree recurses too deep
 
 
-def deep_tree(root, depth: int, link_to) -> None:
-    """`depth` nested folders below `root` (deeper than a path may be long), a link at the bottom."""
-    fd = os.open(root, os.O_RDONLY)
-    for _ in range(depth):
-        os.mkdir("d", dir_fd=fd)
-        inner = os.open("d", os.O_RDONLY, dir_fd=fd)
-        os.close(fd)
-        fd = inner
-    os.symlink(link_to, "link", dir_fd=fd)
-    os.close(fd)
-
-
 def test_a_tree_deeper_than_the_stack_goes_whole_and_nothing_it_links_to_goes(tmp_path):
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -106,9 +95,21 @@ def test_a_tree_deeper_than_the_stack_goes_whole_and_nothing_it_links_to_goes(tm
     workspace.mkdir()
     deep_tree(workspace, 2500, outside)  # shutil.rmtree of Python 3.11 raises RecursionError on it
     (workspace / "top-link").symlink_to(outside)
+    try:
+        assert remove_tree(workspace)
+        assert remove_tree(workspace)  # gone already: nothing to do
 
-    remove_tree(workspace)
-    remove_tree(workspace)  # gone already: nothing to do
+        assert not workspace.exists()
+        assert (outside / "kept").read_text() == "the host's"
+    finally:
+        subprocess.run(["rm", "-rf", str(workspace)], check=False)  # pytest's own cleanup would recurse
 
-    assert not workspace.exists()
-    assert (outside / "kept").read_text() == "the host's"
+
+def test_a_tree_that_cannot_be_removed_is_logged_not_raised(tmp_path, monkeypatch, caplog):
+    (tmp_path / "workspace" / "module").mkdir(parents=True)
+    monkeypatch.setenv("PATH", str(tmp_path / "no-programs-here"))
+
+    assert remove_tree(tmp_path / "workspace") is False
+
+    assert (tmp_path / "workspace" / "module").is_dir()
+    assert f"could not remove {tmp_path / 'workspace'}: rm -rf could not run" in caplog.text

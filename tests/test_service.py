@@ -9,12 +9,11 @@ from datetime import timedelta
 
 import pytest
 
-from tests.helpers import run_cli
+from tests.helpers import free_port, run_cli
 from tests.service_fixtures import (
     Service,
     api,
     deploy,
-    free_port,
     submit,
     wait_for_report,
 )

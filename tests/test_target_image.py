@@ -369,3 +369,4 @@ def test_setup_py_that_neither_read_works_for_is_a_warning(sandbox_image, settin
         "and modules that import them will fail"
     ]
     assert prepared.warnings[0] in caplog.text
+    assert list((settings.cache_dir / "setup-py").iterdir()) == []  # the hook's scratch folder is gone

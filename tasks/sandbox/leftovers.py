@@ -73,6 +73,6 @@ def remove_stale_workspaces(runs: Path, older_than_s: float = WORKSPACE_AGE_S) -
         except OSError:
             continue  # removed meanwhile, or not a directory
         if time.time() - touched > older_than_s:
-            remove_tree(workspace)
-            removed.append(workspace.name)
+            if remove_tree(workspace):
+                removed.append(workspace.name)
     return removed

@@ -8,6 +8,8 @@ import stat
 import subprocess
 from pathlib import Path
 
+from tasks.core.log import get_logger
+
 FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -39,11 +41,25 @@ def drop_planted(folder: Path) -> list[str]:
     return sorted(removed)
 
 
-def remove_tree(folder: Path) -> None:
+def remove_tree(folder: Path) -> bool:
     """Remove `folder` and all below it if it is there, never through a link, however deep a sandbox made
     it: shutil.rmtree recurses once per level and raises RecursionError (no OSError it could ignore) past
-    about a thousand; `rm -rf` walks any depth with a bounded number of descriptors."""
-    subprocess.run(["rm", "-rf", "--", str(folder)], stdin=subprocess.DEVNULL, capture_output=True, check=False)
+    about a thousand; `rm -rf` walks any depth. Never raises: it runs in cleanups. Whether it is gone."""
+    try:
+        removal = subprocess.run(
+            ["rm", "-rf", "--", str(folder)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            check=False,
+        )
+        problem = removal.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["rm -rf failed"]
+    except OSError as exc:
+        problem = [f"rm -rf could not run: {exc}"]
+    if not os.path.lexists(folder):
+        return True
+    get_logger("covsweep").warning("could not remove %s: %s", folder, problem[0][:300])
+    return False
 
 
 def write_new(within: Path, relative: str, text: str, mode: int = 0o644) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from docker.errors import APIError, BuildError
 from pydantic import BaseModel
 
-from tasks.core.errors import InputError
+from tasks.core.errors import InputError, ModuleError
 from tasks.core.log import get_logger
 from tasks.core.models import SandboxConfig
 from tasks.core.settings import REPO_ROOT, Settings
@@ -30,6 +30,7 @@ from tasks.sandbox.images import (
     fill_wheelhouse,
     image_exists,
 )
+from tasks.sandbox.nofollow import remove_tree
 from tasks.sandbox.requirements import Declared, read_declared
 from tasks.sandbox.setup_py import NotStatic, SetupDeclarations, metadata_declarations
 
@@ -112,15 +113,18 @@ def _declared(settings: Settings, sandbox_image: str, project_dir: Path) -> tupl
         return declared, []
     hooks = settings.cache_dir / "setup-py"
     hooks.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=hooks) as workdir:
-        try:
-            hooked = setup_py_metadata(SandboxConfig(kind="docker", image=sandbox_image), project_dir, Path(workdir))
-            return read_declared(project_dir, hooked), []
-        except NotStatic as exc:
-            warning = (
-                f"the dependencies declared in {project_dir / 'setup.py'} could not be read ({declared.setup_py_unread}; "
-                f"{exc}): they are not installed in the sandbox, and modules that import them will fail"
-            )
+    # Not TemporaryDirectory: the target's setup.py writes there, and its cleanup recurses per level.
+    workdir = Path(tempfile.mkdtemp(dir=hooks))
+    try:
+        hooked = setup_py_metadata(SandboxConfig(kind="docker", image=sandbox_image), project_dir, workdir)
+        return read_declared(project_dir, hooked), []
+    except (NotStatic, ModuleError) as exc:
+        warning = (
+            f"the dependencies declared in {project_dir / 'setup.py'} could not be read ({declared.setup_py_unread}; "
+            f"{exc}): they are not installed in the sandbox, and modules that import them will fail"
+        )
+    finally:
+        remove_tree(workdir)
     get_logger("covsweep").warning(warning)
     return declared, [warning]
 
