@@ -12,7 +12,8 @@ answer after 2 s: a test file for the module the prompt names), then runs on a f
 Before covsweep's timed run, an untimed one on a one-module project (`--generator none`) creates the
 Prefect database in the run's Prefect home, as any earlier run on the machine would have (`--no-warmup`
 times covsweep's very first run instead). Modules per minute over each whole run, and the final coverage
-of each, measured the same way for both afterwards: plain `coverage run --branch -m pytest` of the project's tests, generated ones included.
+of each, measured the same way for both afterwards: plain `coverage run --branch -m pytest` of the
+project's tests, generated ones included.
 Writes bench/results/coverup-<timestamp>.json and coverup-latest.json. The issue's bar: covsweep at least 2x
 CoverUp's modules per minute with at least its final coverage.
 """

@@ -158,5 +158,4 @@ def remove_run_workspace(run_id: str, flow_host: str, flow_workspace: str) -> bo
     folder = load().cache_dir / "runs" / run_id
     if socket.gethostname() == flow_host and folder.resolve() == Path(flow_workspace).resolve():
         return False
-    remove_tree(folder)
-    return not folder.exists()
+    return remove_tree(folder)

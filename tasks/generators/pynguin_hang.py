@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from tasks.core.log import get_logger
 from tasks.core.models import Module
 from tasks.sandbox.nofollow import read_file, write_new
+from tasks.sandbox.runner import readable_file
 
 DUMP_EVERY_CPU_S = 0.5
 # A process is stuck when its dumps stop changing, with the module under test on a stack, for
@@ -71,8 +72,7 @@ def with_stack_watch(folder: Path, env: dict[str, str]) -> dict[str, str]:
     for made, mode in ((hooks, 0o755), (stacks, 0o777)):
         made.mkdir(parents=True, exist_ok=True)
         made.chmod(mode)
-    (hooks / "sitecustomize.py").write_text(STACK_WATCH)
-    (hooks / "sitecustomize.py").chmod(0o644)
+    readable_file(hooks / "sitecustomize.py", STACK_WATCH)
     path = ":".join(p for p in (str(hooks), env.get("PYTHONPATH", "")) if p)
     return env | {"PYTHONPATH": path, "COVSWEEP_STACKS": str(stacks), "COVSWEEP_STACKS_EVERY": str(DUMP_EVERY_CPU_S)}
 
