@@ -1,9 +1,10 @@
 """The whole-project measurement's two steps in the sandbox, `coverage run` and `coverage json`, with the
-data file's names absolute and relative to the target (`relative_files`), on a generated project.
+data file's names absolute and relative to the target (`relative_files`), on a generated project; and
+the report as covsweep writes it (tasks/sandbox/coverage_json.py) from the same data.
 
     .venv/bin/python bench/relative_files.py --modules 2000 [--repeat 2]
 
-writes bench/results/relative-files-<time>.json. Both settings must give the same report."""
+writes bench/results/relative-files-<time>.json. Both settings and both reporters must give the same report."""
 
 from __future__ import annotations
 
@@ -29,26 +30,31 @@ from tasks.coverage.data import write_rcfile  # noqa: E402
 from tasks.project.discover import discover  # noqa: E402
 from tasks.sandbox import runner as sandbox  # noqa: E402
 from tasks.sandbox.images import ensure_sandbox_image  # noqa: E402
+from tasks.sandbox.pytest_support import coverage_json_command  # noqa: E402
 
 STEPS = (
     'cd {target} && t0=$(date +%s%N) && "$PY" -m coverage run --rcfile={rc} -m pytest -q -p no:cacheprovider tests'
     ' > {ws}/log 2>&1; t1=$(date +%s%N); "$PY" -m coverage json --rcfile={rc} -q -o {ws}/coverage.json;'
-    " t2=$(date +%s%N); echo $(( (t1 - t0) / 1000000 )) $(( (t2 - t1) / 1000000 ))"
+    " t2=$(date +%s%N); {reporter} > {ws}/reporter.log 2>&1; t3=$(date +%s%N);"
+    " echo $(( (t1 - t0) / 1000000 )) $(( (t2 - t1) / 1000000 )) $(( (t3 - t2) / 1000000 ))"
 )
 
 
-def measured(config, project, root: Path, relative: bool) -> tuple[float, float, dict]:
+def measured(config, project, root: Path, relative: bool) -> tuple[list[float], dict, bool]:
+    """Seconds of `coverage run`, `coverage json` and covsweep's reporter; the report; whether the
+    reporter's is the same."""
     workspace = sandbox.prepare_workspace(Path(tempfile.mkdtemp(dir=root)))
     rcfile = write_rcfile(workspace, project, per_test=False)
     if not relative:
         settings = rcfile.read_text()
         assert "relative_files = True\n" in settings, "write_rcfile no longer sets relative_files as this expects"
         rcfile.write_text(settings.replace("relative_files = True\n", ""))
-    script = STEPS.format(target=project.target, rc=rcfile, ws=workspace)
+    reporter = coverage_json_command(workspace, rcfile, workspace / "covsweep.json")
+    script = STEPS.format(target=project.target, rc=rcfile, ws=workspace, reporter=reporter)
     result = sandbox.run(config, script, workspace=workspace, read_only=[project.target], timeout=900)
-    run_ms, json_ms = map(int, result.output.split()[-2:])
-    report = json.loads((workspace / "coverage.json").read_text())
-    return run_ms / 1000, json_ms / 1000, report["files"]
+    seconds = [int(ms) / 1000 for ms in result.output.split()[-3:]]
+    files = [json.loads((workspace / name).read_text())["files"] for name in ("coverage.json", "covsweep.json")]
+    return seconds, files[0], files[0] == files[1]
 
 
 def main() -> None:
@@ -64,18 +70,22 @@ def main() -> None:
         for folder, _, _ in os.walk(root):
             os.chmod(folder, 0o755)
         times = {"absolute": [], "relative": []}
-        reports = {}
+        reports, same = {}, []
         for _ in range(args.repeat):
             for name in times:
-                run_s, json_s, reports[name] = measured(config, project, root, name == "relative")
-                times[name].append({"coverage_run_s": run_s, "coverage_json_s": json_s})
+                seconds, reports[name], same_as_ours = measured(config, project, root, name == "relative")
+                same.append(same_as_ours)
+                steps = ("coverage_run_s", "coverage_json_s", "covsweep_json_s")
+                times[name].append(dict(zip(steps, seconds, strict=True)))
         result = {
             "modules": args.modules,
             "at": datetime.now(UTC).isoformat(timespec="seconds"),
             "runs": times,
             "median_json_s": {k: statistics.median(t["coverage_json_s"] for t in v) for k, v in times.items()},
+            "median_covsweep_json_s": {k: statistics.median(t["covsweep_json_s"] for t in v) for k, v in times.items()},
             "median_run_s": {k: statistics.median(t["coverage_run_s"] for t in v) for k, v in times.items()},
             "same_report": reports["absolute"] == reports["relative"],
+            "same_report_from_covsweep_json": all(same),
         }
     finally:
         shutil.rmtree(root, ignore_errors=True)

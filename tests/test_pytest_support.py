@@ -1,9 +1,11 @@
 """How covsweep runs pytest and reads a run back: each test's node id and outcome, in the order they ran,
 from a real pytest run in a subprocess (no sandbox): the node ids run those tests again; runs forked from
-one interpreter record what separate `coverage run -m pytest` processes do."""
+one interpreter record what separate `coverage run -m pytest` processes do; the JSON reporter writes what
+`coverage json` does."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -12,6 +14,7 @@ from pathlib import Path
 from tasks.core.models import ProjectRef
 from tasks.coverage.data import coverage_by_test, write_rcfile
 from tasks.sandbox.pytest_support import (
+    coverage_json_command,
     forked_coverage_command,
     junit_node_ids,
     junit_outcomes,
@@ -156,3 +159,68 @@ def test_forked_runs_record_what_separate_coverage_runs_do_and_a_failing_run_sto
     assert (outcomes, coverage_by_test(forked / ".coverage")) == measured_alone(root, "tests/test_calc.py")
     assert not (root / "forked-dies" / "junit.xml").exists()
     assert "missing-rcfile" in (root / "forked-broken" / "pytest.log").read_text()  # its own error, in its log
+
+
+REPORTED = {
+    "pkg/__init__.py": "",
+    "pkg/shapes.py": """\
+        class Square:
+            def __init__(self, side):
+                self.side = side
+
+            def area(self):
+                return self.side * self.side
+
+
+        def describe(x):
+            if x > 10:
+                return "big"
+            elif x < 0:
+                return "negative"
+            return "small"
+
+
+        def never_called():
+            return [n for n in range(3) if n]
+        """,
+    "pkg/unused.py": "VALUE = 1\n",
+    "tests/test_shapes.py": """\
+        from pkg.shapes import Square, describe
+
+
+        def test_area():
+            assert Square(3).area() == 9
+
+
+        def test_describe():
+            assert describe(11) == "big"
+        """,
+}
+
+
+def test_the_json_reporter_writes_what_coverage_json_does_and_fails_as_it_does(tmp_path):
+    root = write_project(tmp_path / "project", REPORTED)
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    rcfile = write_rcfile(workspace, ProjectRef(target=root, import_root=root, test_paths=[]), per_test=False)
+    env = os.environ | {"PY": sys.executable}
+    coverage_run = f'"$PY" -m coverage run --rcfile={rcfile} {pytest_args(["tests"], workspace / "junit.xml")}'
+    subprocess.run(coverage_run, shell=True, cwd=root, env=env, capture_output=True, check=True)
+
+    def report(command: str) -> tuple[int, str, dict]:
+        done = subprocess.run(command, shell=True, cwd=root, env=env, capture_output=True, text=True)
+        written = json.loads(out.read_text()) if (out := workspace / "out.json").exists() else {}
+        out.unlink(missing_ok=True)
+        written.get("meta", {}).pop("timestamp", None)
+        return done.returncode, done.stdout + done.stderr, written
+
+    ours = report(coverage_json_command(workspace, rcfile, workspace / "out.json"))
+    theirs = report(f'"$PY" -m coverage json --rcfile={rcfile} -q -o {workspace / "out.json"}')
+    assert ours == theirs
+    assert sorted(ours[2]["files"]) == ["pkg/__init__.py", "pkg/shapes.py", "pkg/unused.py"]
+    assert ours[2]["files"]["pkg/shapes.py"]["functions"]["describe"]["missing_lines"] == [12, 13, 14]
+
+    (workspace / ".coverage").unlink()
+    ours = report(coverage_json_command(workspace, rcfile, workspace / "out.json"))
+    assert ours == report(f'"$PY" -m coverage json --rcfile={rcfile} -q -o {workspace / "out.json"}')
+    assert ours[0] == 1 and "No data to report" in ours[1]

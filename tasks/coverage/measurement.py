@@ -17,7 +17,13 @@ from tasks.coverage.data import read_json_report, write_rcfile
 from tasks.coverage.ledger import recall, remember
 from tasks.sandbox import runner as sandbox
 from tasks.sandbox.containers import docker_client
-from tasks.sandbox.pytest_support import junit_node_ids, junit_outcomes, pytest_args, sandbox_env
+from tasks.sandbox.pytest_support import (
+    coverage_json_command,
+    junit_node_ids,
+    junit_outcomes,
+    pytest_args,
+    sandbox_env,
+)
 from tasks.sandbox.snapshot import project_files, refresh_output
 from tasks.sandbox.unittest_support import discovery_roots, install_runner, unittest_args, unittest_outcomes
 
@@ -200,7 +206,7 @@ def run_measurement(
         [
             f"cd {shlex.quote(str(project.target))}",
             f'{command} > {workspace}/pytest.log 2>&1; echo "pytest exit $?"',
-            f'"$PY" -m coverage json --rcfile={rcfile} -q -o {workspace}/coverage.json',
+            coverage_json_command(workspace, rcfile, workspace / "coverage.json"),
         ]
     )
     mounts = _mounts(project, test_paths)
