@@ -41,8 +41,8 @@ STEPS = (
 
 
 def measured(config, project, root: Path, relative: bool) -> tuple[list[float], dict, bool]:
-    """Seconds of `coverage run`, `coverage json` and covsweep's reporter; the report; whether the
-    reporter's is the same."""
+    """Seconds of `coverage run`, `coverage json` and covsweep's reporter; the report's files; whether the
+    reporter's whole report is the same (but for its timestamp)."""
     workspace = sandbox.prepare_workspace(Path(tempfile.mkdtemp(dir=root)))
     rcfile = write_rcfile(workspace, project, per_test=False)
     if not relative:
@@ -53,8 +53,10 @@ def measured(config, project, root: Path, relative: bool) -> tuple[list[float], 
     script = STEPS.format(target=project.target, rc=rcfile, ws=workspace, reporter=reporter)
     result = sandbox.run(config, script, workspace=workspace, read_only=[project.target], timeout=900)
     seconds = [int(ms) / 1000 for ms in result.output.split()[-3:]]
-    files = [json.loads((workspace / name).read_text())["files"] for name in ("coverage.json", "covsweep.json")]
-    return seconds, files[0], files[0] == files[1]
+    reports = [json.loads((workspace / name).read_text()) for name in ("coverage.json", "covsweep.json")]
+    for report in reports:
+        report["meta"].pop("timestamp")
+    return seconds, reports[0]["files"], reports[0] == reports[1]
 
 
 def main() -> None:

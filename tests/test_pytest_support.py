@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -206,21 +207,30 @@ def test_the_json_reporter_writes_what_coverage_json_does_and_fails_as_it_does(t
     env = os.environ | {"PY": sys.executable}
     coverage_run = f'"$PY" -m coverage run --rcfile={rcfile} {pytest_args(["tests"], workspace / "junit.xml")}'
     subprocess.run(coverage_run, shell=True, cwd=root, env=env, capture_output=True, check=True)
+    out = workspace / "out.json"
 
-    def report(command: str) -> tuple[int, str, dict]:
+    def report(command: str) -> tuple[int, str, str]:
+        """Exit status, output, and the report's text with its timestamp blanked."""
         done = subprocess.run(command, shell=True, cwd=root, env=env, capture_output=True, text=True)
-        written = json.loads(out.read_text()) if (out := workspace / "out.json").exists() else {}
+        text = out.read_text() if out.exists() else ""
         out.unlink(missing_ok=True)
-        written.get("meta", {}).pop("timestamp", None)
-        return done.returncode, done.stdout + done.stderr, written
+        return done.returncode, done.stdout + done.stderr, re.sub(r'"timestamp": "[^"]*"', '"timestamp": ""', text)
 
-    ours = report(coverage_json_command(workspace, rcfile, workspace / "out.json"))
-    theirs = report(f'"$PY" -m coverage json --rcfile={rcfile} -q -o {workspace / "out.json"}')
+    def both() -> tuple[tuple[int, str, str], tuple[int, str, str]]:
+        theirs = report(f'"$PY" -m coverage json --rcfile={rcfile} -q -o {out}')
+        return report(coverage_json_command(workspace, rcfile, out)), theirs
+
+    ours, theirs = both()
     assert ours == theirs
-    assert sorted(ours[2]["files"]) == ["pkg/__init__.py", "pkg/shapes.py", "pkg/unused.py"]
-    assert ours[2]["files"]["pkg/shapes.py"]["functions"]["describe"]["missing_lines"] == [12, 13, 14]
+    files = json.loads(ours[2])["files"]
+    assert sorted(files) == ["pkg/__init__.py", "pkg/shapes.py", "pkg/unused.py"]
+    assert files["pkg/shapes.py"]["functions"]["describe"]["missing_lines"] == [12, 13, 14]
+
+    rcfile.write_text(rcfile.read_text().replace("[json]", "[json]\npretty_print = True"))
+    ours, theirs = both()
+    assert ours == theirs and '\n    "files": {' in ours[2]
 
     (workspace / ".coverage").unlink()
-    ours = report(coverage_json_command(workspace, rcfile, workspace / "out.json"))
-    assert ours == report(f'"$PY" -m coverage json --rcfile={rcfile} -q -o {workspace / "out.json"}')
-    assert ours[0] == 1 and "No data to report" in ours[1]
+    ours, theirs = both()
+    assert ours == theirs and ours[0] == 1 and "No data to report" in ours[1]
+    assert not (workspace / ".coverage").exists()

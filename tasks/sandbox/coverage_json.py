@@ -23,8 +23,10 @@ def _on_one_connection(report):
     def report_with_data_open(self, morfs, outfile):
         data = self.coverage.get_data()
         if not os.path.exists(data.data_filename()):
-            return report(self, morfs, outfile)  # no data to report, which coverage says as it does
-        with data._connect():  # nested queries reuse it instead of reconnecting
+            # Opening it would create the file, and closing it would say "Couldn't end data file"
+            # instead of coverage's "No data to report".
+            return report(self, morfs, outfile)
+        with data.keep_db_open():  # as coverage's own HTML report holds it
             return report(self, morfs, outfile)
 
     return report_with_data_open

@@ -50,8 +50,8 @@ def forked_coverage_command(workspace: Path, runs: list[tuple[Path, Path, list[s
 
 
 def coverage_json_command(workspace: Path, rcfile: Path, report: Path) -> str:
-    """The command that writes what `coverage json --rcfile -q -o report` would, faster; writes
-    coverage_json.py into `workspace`."""
+    """The command that writes what `coverage json --rcfile -q -o report` would, faster; copies
+    coverage_json.py into `workspace` as covsweep_coverage_json.py."""
     reporter = sandbox.readable_file(workspace / JSON_REPORTER_NAME, JSON_REPORTER.read_text())
     return f'"$PY" {shlex.quote(str(reporter))} --rcfile={shlex.quote(str(rcfile))} -q -o {shlex.quote(str(report))}'
 
