@@ -148,6 +148,9 @@ def run(args: argparse.Namespace) -> int:
 
     spawned = temporary_server.spawn()  # before Prefect is imported: the server boots meanwhile
     from covsweep.progress import showing_progress
+    from tasks.coverage import early
+
+    early.begin(options, project)  # the baseline's sandbox runs meanwhile too
 
     report = report_path(options, project)
     log_file = None if args.verbose else report.parent / LOG_NAME
@@ -171,6 +174,8 @@ def run(args: argparse.Namespace) -> int:
     except RunError as exc:  # the run began and could not finish: what it finished is kept
         err.print(f"covsweep: error: {exc}", markup=False, highlight=False, soft_wrap=True)
         return 1
+    finally:
+        early.abandon()  # a run that ended before its baseline leaves no sandbox behind
     out.print(summary_table(result))
     out.print(f"report: {report}", highlight=False)
     if line := delivery_line(result):

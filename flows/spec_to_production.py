@@ -148,7 +148,7 @@ def _measure(plan: Plan, phase: str) -> Measurement:
         plan.project,
         plan.test_paths(),
         plan.workspace / phase,
-        timeout=max(plan.options.timeout, 600),
+        timeout=plan.measurement_timeout(),
         framework=plan.framework,
     )
 

@@ -32,13 +32,13 @@ def conclude(
         # The same whole-suite run as the flow's final measurement, in a workspace of its own.
         workspace = plan.workspace / f"final-{attempt}"
         return measure(
-            plan.sandbox, plan.project, plan.test_paths(), workspace, max(plan.options.timeout, 600), plan.framework
+            plan.sandbox, plan.project, plan.test_paths(), workspace, plan.measurement_timeout(), plan.framework
         )
 
     def run_with(node_ids: list[str], watched: list[str]) -> list[str]:
         # Some of the suite's tests, without coverage: one step of a bisection.
         workspace = plan.workspace / f"bisect-{next(runs)}"
-        timeout = max(plan.options.timeout, 600)
+        timeout = plan.measurement_timeout()
         return failing_among(plan.sandbox, plan.project, plan.test_paths(), node_ids, watched, workspace, timeout)
 
     return conclude_run(plan, baseline, final, results, written, started_at, duration_s, measure_again, run_with)

@@ -7,6 +7,7 @@ from pathlib import Path
 from prefect import task
 
 from tasks.core.models import Framework, Project, SandboxConfig
+from tasks.coverage.early import adopt
 from tasks.coverage.measurement import Measurement, measure
 
 
@@ -19,5 +20,7 @@ def measure_coverage(
     timeout: float,
     framework: Framework = "pytest",
 ) -> Measurement:
-    """The project's tests (pytest, or unittest) under coverage, split per module; no tests is a 0 baseline."""
-    return measure(config, project, test_paths, workspace, timeout, framework)
+    """The project's tests (pytest, or unittest) under coverage, split per module; no tests is a 0 baseline.
+    The baseline `covsweep run` began before the flow, when it measured the very same (tasks/coverage/early.py)."""
+    adopted = adopt(config, project, test_paths, timeout, framework)
+    return adopted if adopted is not None else measure(config, project, test_paths, workspace, timeout, framework)

@@ -15,12 +15,12 @@ from tasks.checks import changed_modules, check_options, cluster_address, report
 from tasks.cluster.scheduler import check_cluster, run_api_url
 from tasks.core.errors import InputError
 from tasks.core.log import get_logger
-from tasks.core.models import Framework, Project, SandboxConfig, SandboxLimits
+from tasks.core.models import Project, SandboxConfig, SandboxLimits
 from tasks.core.options import RunOptions
-from tasks.core.plan import Plan
+from tasks.core.plan import Plan, default_out
 from tasks.core.settings import Settings, load
 from tasks.delivery.branch import check_new_branch, default_branch_name
-from tasks.project.framework import detect_framework
+from tasks.project.framework import resolve_framework
 from tasks.project.repository import Checkout, fetch_history_for
 from tasks.project.source import (
     Cloned,
@@ -55,11 +55,6 @@ def sandbox_config(
     # The project's declared dependencies ride in a layer of their own; none declared: the plain sandbox.
     image = ensure_target_image(settings, project.target) if project else ensure_sandbox_image(settings)
     return SandboxConfig(kind="docker", image=image, limits=limits)
-
-
-def resolve_framework(requested: str, project: Project) -> Framework:
-    """auto: unittest when the project's own tests are TestCase classes and nothing runs pytest."""
-    return detect_framework(project) if requested == "auto" else requested
 
 
 def check_run_cluster(address: str, options: RunOptions, settings: Settings, directory: Path | None) -> None:
@@ -108,7 +103,7 @@ def _plan(options: RunOptions, run_id: str, workspace: Path, settings: Settings,
     cloned = _clone(options, run_id, workspace, settings, load_blocks)
     project, generator = check_options(options, settings, load_blocks, cloned.target if cloned else None)
     changed = changed_modules(options, project, _history_for_changes(options, cloned, settings))  # before any sandbox
-    out = (out_in_clone(options.out, cloned) if cloned else None) or _out(options, project)
+    out = (out_in_clone(options.out, cloned) if cloned else None) or default_out(options, project)
     cluster = cluster_address(options, settings, load_blocks) if generator != "none" else None
     if cluster:  # a clone each worker makes its own; a directory must be where the flow sees it
         check_run_cluster(cluster, options, settings, None if cloned else project.target)
@@ -160,7 +155,3 @@ def _report(options: RunOptions, project: Project, cloned: Cloned | None) -> Pat
         return report_path(options, project)
     # A work tree's: in the user's directory, as when the tests are written there.
     return cloned.work_tree / project.target.relative_to(cloned.root) / ".covsweep" / "report.json"
-
-
-def _out(options: RunOptions, project: Project) -> Path:
-    return Path(options.out).expanduser().resolve() if options.out else project.target / "tests" / "generated"

@@ -121,7 +121,25 @@ class Plan(BaseModel):
 
     def test_paths(self) -> list[Path]:
         """The project's tests, with covsweep's earlier ones: those are the project's tests now."""
-        paths = list(self.project.test_paths)
-        if self.out.is_dir() and not any(self.out.is_relative_to(p) for p in paths):
-            paths.append(self.out)
-        return paths
+        return measured_test_paths(self.project, self.out)
+
+    def measurement_timeout(self) -> float:
+        return measurement_timeout(self.options)
+
+
+def measured_test_paths(project: Project, out: Path) -> list[Path]:
+    """What a whole-project measurement runs: the project's tests, and covsweep's earlier ones in `out`."""
+    paths = list(project.test_paths)
+    if out.is_dir() and not any(out.is_relative_to(p) for p in paths):
+        paths.append(out)
+    return paths
+
+
+def measurement_timeout(options: RunOptions) -> float:
+    """A whole-project measurement's budget: --timeout is a module's, and a project's suite may need more."""
+    return max(options.timeout, 600)
+
+
+def default_out(options: RunOptions, project: Project) -> Path:
+    """--out, else TARGET/tests/generated: where a run on the target itself writes its tests."""
+    return Path(options.out).expanduser().resolve() if options.out else project.target / "tests" / "generated"

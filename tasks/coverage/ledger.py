@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from prefect.results import get_default_result_storage
+from prefect.settings import get_current_settings
 from pydantic import BaseModel, Field
 
 from tasks.core.markers import is_covsweep_file
@@ -89,6 +90,21 @@ def recall(name: str) -> bytes | None:
     try:
         return get_default_result_storage().read_path(name)
     except (OSError, ValueError):
+        return None
+
+
+def stored_locally() -> bool:
+    """Whether result storage is the local path without asking a server: no block is configured, and no
+    server is named (`covsweep run`'s temporary one keeps its database on this host)."""
+    settings = get_current_settings()
+    return settings.results.default_storage_block is None and not settings.api.url
+
+
+def recall_without_server(name: str) -> bytes | None:
+    """recall(name) before a Prefect server answers, where results are stored_locally()."""
+    try:
+        return (Path(get_current_settings().results.local_storage_path).expanduser() / name).read_bytes()
+    except OSError:
         return None
 
 

@@ -158,8 +158,12 @@ def measurement_key(
     return f"covsweep-measurement-{digest.hexdigest()[:40]}.json"
 
 
-def _recalled(key: str | None) -> Measurement | None:
-    stored = recall(key) if key else None
+def recalled(key: str | None) -> Measurement | None:
+    return stored_measurement(recall(key) if key else None)
+
+
+def stored_measurement(stored: bytes | None) -> Measurement | None:
+    """A measurement an earlier run stored, marked reused; None for none, or one of an older layout."""
     if stored is None:
         return None
     try:
@@ -179,13 +183,26 @@ def measure(
     """The project's tests under coverage, split per module; an earlier run's measurement when every file and
     setting it read is the same (a run that timed out is never kept)."""
     key = measurement_key(config, project, test_paths, timeout, framework)
-    if (known := _recalled(key)) is not None:
+    if (known := recalled(key)) is not None:
         return known
     measured = run_measurement(config, project, test_paths, workspace, timeout, framework)
-    # Kept only if no file changed while it ran: then it is the measurement of the files the key names.
+    keep(key, measured, config, project, test_paths, timeout, framework)
+    return measured
+
+
+def keep(
+    key: str | None,
+    measured: Measurement,
+    config: SandboxConfig,
+    project: Project,
+    test_paths: list[Path],
+    timeout: float,
+    framework: Framework,
+) -> None:
+    """Store `measured` for later runs under `key`, unless it timed out or a file changed while it ran:
+    then it is not the measurement of the files the key names."""
     if key and not measured.timed_out and key == measurement_key(config, project, test_paths, timeout, framework):
         remember(key, measured.model_dump_json().encode())
-    return measured
 
 
 def run_measurement(
@@ -195,8 +212,10 @@ def run_measurement(
     workspace: Path,
     timeout: float,
     framework: Framework = "pytest",
+    labels: dict[str, str] | None = None,
 ) -> Measurement:
-    """The project's tests under coverage (pytest, or unittest), split per module; no tests is a 0 baseline."""
+    """The project's tests under coverage (pytest, or unittest), split per module; no tests is a 0 baseline.
+    `labels` go on the sandbox's container."""
     sandbox.prepare_workspace(workspace)
     # The run writes (and may remove) its tests after the sandbox's snapshot was taken.
     refresh_output(config.snapshot)
@@ -210,9 +229,8 @@ def run_measurement(
         ]
     )
     mounts = _mounts(project, test_paths)
-    result = sandbox.run(
-        config, script, workspace=workspace, read_only=mounts, timeout=timeout, env=sandbox_env(project)
-    )
+    env = sandbox_env(project)
+    result = sandbox.run(config, script, workspace=workspace, read_only=mounts, timeout=timeout, env=env, labels=labels)
     log = workspace / "pytest.log"
     failed_project, order = _suite_order(framework, project, workspace)
     return Measurement(

@@ -127,3 +127,8 @@ def framework_evidence(target: Path) -> FrameworkEvidence:
 def detect_framework(project: Project) -> Framework:
     """`--framework auto`: unittest when the project's own tests are TestCase classes and nothing runs pytest."""
     return framework_evidence(project.target).framework
+
+
+def resolve_framework(requested: str, project: Project) -> Framework:
+    """--framework: auto is detect_framework's answer."""
+    return detect_framework(project) if requested == "auto" else requested

@@ -133,6 +133,13 @@ def build_image(client, tag: str, files: dict[str, Path], wheelhouse: Path, buil
         client.images.build(path=context, tag=tag, buildargs=buildargs, network_mode="none", rm=True, forcerm=True)
 
 
+def existing_sandbox_image(settings: Settings) -> str | None:
+    """The image ensure_sandbox_image gives, if it is there already: nothing is built."""
+    client = docker_client()
+    tag = settings.sandbox_image or recipe_tag(_base(client, settings))
+    return tag if image_exists(client, tag) else None
+
+
 def ensure_sandbox_image(settings: Settings) -> str:
     """The image to run sandboxes in; built when its recipe changed or it is missing."""
     client = docker_client()

@@ -74,16 +74,19 @@ def run(
     read_only: list[Path],
     timeout: float,
     env: dict[str, str] | None = None,
+    labels: dict[str, str] | None = None,
 ) -> ExecResult:
-    """Run `sh -c script` with the workspace as working directory and kill it after `timeout` s."""
-    runner = _run_docker if config.kind == "docker" else _run_local
+    """Run `sh -c script` with the workspace as working directory and kill it after `timeout` s; `labels`
+    go on its container (which whoever knows them may remove early)."""
     # `timeout` bounds the script, not the wait for a slot: a module's own deadline is checked
     # between its rounds, and a 30 s import probe must not time out for waiting its turn.
     with SLOTS:
-        return runner(config, script, workspace, read_only, timeout, dict(env or {}))
+        if config.kind == "docker":
+            return _run_docker(config, script, workspace, read_only, timeout, dict(env or {}), labels)
+        return _run_local(config, script, workspace, read_only, timeout, dict(env or {}))
 
 
-def _run_docker(config, script, workspace, read_only, timeout, env) -> ExecResult:
+def _run_docker(config, script, workspace, read_only, timeout, env, labels=None) -> ExecResult:
     limits = config.limits
     volumes = read_only_volumes(config.snapshot, read_only)
     volumes[str(workspace)] = {"bind": str(workspace), "mode": "rw"}
@@ -95,6 +98,7 @@ def _run_docker(config, script, workspace, read_only, timeout, env) -> ExecResul
         ["sh", "-c", script],
         kind="sandbox",
         budget_s=timeout,
+        labels=labels,
         user=f"{CONTAINER_UID}:{CONTAINER_UID}",
         network_mode="none",
         read_only=True,

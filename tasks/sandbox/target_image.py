@@ -27,6 +27,7 @@ from tasks.sandbox.images import (
     build_failure,
     build_image,
     ensure_sandbox_image,
+    existing_sandbox_image,
     fill_wheelhouse,
     image_exists,
 )
@@ -133,6 +134,20 @@ def ensure_target_image(settings: Settings, project_dir: Path) -> str:
     """The sandbox image with the target's declared dependencies installed; the plain sandbox image
     when it declares none. Built only when missing; raises InputError naming what cannot be installed."""
     return prepare_target_image(settings, project_dir).tag
+
+
+def existing_target_image(settings: Settings, project_dir: Path) -> str | None:
+    """The image ensure_target_image gives, if it is there already and the target declares its dependencies
+    where they can be read without a sandbox (not only in setup.py): nothing is built or run."""
+    sandbox_image = existing_sandbox_image(settings)
+    declared = read_declared(project_dir)
+    if sandbox_image is None or declared.setup_py_unread:
+        return None
+    if not declared.requirements:
+        return sandbox_image
+    client = docker_client()
+    tag = target_tag(client.images.get(sandbox_image).id, declared.requirements)
+    return tag if image_exists(client, tag) else None
 
 
 def prepare_target_image(settings: Settings, project_dir: Path) -> TargetImage:
