@@ -150,11 +150,10 @@ def run(args: argparse.Namespace) -> int:
     from covsweep.progress import showing_progress
     from tasks.coverage import early
 
-    early.begin(options, project)  # the baseline's sandbox runs meanwhile too
-
     report = report_path(options, project)
     log_file = None if args.verbose else report.parent / LOG_NAME
     try:
+        early.begin(options, project)  # the baseline's sandbox runs meanwhile too
         with showing_progress(out, err, log_file):
             server = temporary_server.adopting(spawned)  # Prefect's logs of it are shown as Prefect's
             from flows.spec_to_production import spec_to_production

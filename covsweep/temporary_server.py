@@ -106,6 +106,10 @@ def adopt(process: subprocess.Popen, port: int) -> None:
     try:
         server.start()
     except Exception:
+        # Killed, not asked to stop: it served nothing, and a server stopped in the middle of its start
+        # prints a traceback of its own shutdown on the user's terminal.
+        if server.server_process is not None:
+            server.server_process.kill()
         server.stop()
         raise
 

@@ -5,6 +5,9 @@ ends first; nothing of it is left behind, and a stopped one is never stored."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -14,8 +17,7 @@ from tasks.core.models import Project, SandboxLimits
 from tasks.core.options import RunOptions
 from tasks.core.settings import load
 from tasks.coverage import early
-from tasks.coverage.ledger import recall
-from tasks.coverage.measurement import measure, measurement_key, run_measurement
+from tasks.coverage.measurement import measure, run_measurement
 from tasks.plan import discard_workspace, plan_run
 from tasks.project.discover import discover
 from tasks.sandbox.containers import docker_client
@@ -26,6 +28,8 @@ pytestmark = pytest.mark.docker
 
 CALC = "def add(a, b):\n    if a < 0:\n        return 0\n    return a + b\n"
 CALC_TESTS = "from calc import add\n\n\ndef test_add():\n    assert add(1, 2) == 3\n"
+PAUSES = "\n\ndef test_pauses():\n    import time\n\n    time.sleep(5)\n"
+NEGATIVE = "\n\ndef test_negative():\n    assert add(-1, 2) == 0\n"
 # Were it not stopped, its early baseline would outlast the test's timeout (the sandbox's per-test one is lifted).
 WAITS = "import time\n\nimport pytest\n\n\n@pytest.mark.timeout(0)\ndef test_waits():\n    time.sleep(900)\n"
 
@@ -49,11 +53,16 @@ def begun(root: Path, **options) -> tuple[RunOptions, Project]:
 
 
 def left_behind() -> tuple[list[str], list[str]]:
-    """The early baselines' workspaces and containers that are still there."""
+    """This test's early baselines' workspaces and containers that are still there."""
     runs = load().cache_dir / "runs"
     workspaces = sorted(p.name for p in runs.glob("early-*"))
-    containers = docker_client().containers.list(all=True, filters={"label": early.LABEL})
-    return workspaces, [c.id for c in containers]
+    labelled = docker_client().containers.list(all=True, filters={"label": early.LABEL}, ignore_removed=True)
+    return workspaces, [c.id for c in labelled if Path(c.attrs["Config"]["WorkingDir"]).is_relative_to(runs)]
+
+
+def running_early_baseline() -> None:
+    while not left_behind()[1]:
+        time.sleep(0.1)
 
 
 def test_the_flow_adopts_an_early_baseline_of_the_same_files_and_settings_and_stores_it(tmp_path):
@@ -85,7 +94,6 @@ def test_an_early_baseline_of_other_settings_is_stopped_and_never_stored(tmp_pat
     assert early.adopt(other, plan.project, plan.test_paths(), timeout, framework) is None
 
     assert left_behind() == ([], [])
-    assert recall(measurement_key(plan.sandbox, plan.project, plan.test_paths(), timeout, framework)) is None
     discard_workspace(plan)
 
 
@@ -93,11 +101,58 @@ def test_an_early_baseline_of_other_settings_is_stopped_and_never_stored(tmp_pat
 def test_a_run_that_ends_before_its_baseline_leaves_nothing_of_it(tmp_path):
     root = write_project(tmp_path / "p", {"calc.py": CALC, "tests/test_calc.py": CALC_TESTS + WAITS})
     begun(root)
-    while not left_behind()[1]:  # its container runs
-        time.sleep(0.1)
+    running_early_baseline()
 
     early.abandon()
 
+    assert left_behind() == ([], [])
+
+
+@pytest.mark.timeout(300)
+def test_ctrl_c_while_the_flow_waits_for_the_early_baseline_removes_it(tmp_path):
+    root = write_project(tmp_path / "p", {"calc.py": CALC, "tests/test_calc.py": CALC_TESTS + WAITS})
+    options, _ = begun(root)
+    plan = plan_run.fn(options, load_blocks=False)
+    running_early_baseline()
+    threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)).start()
+
+    with pytest.raises(KeyboardInterrupt):
+        early.adopt(plan.sandbox, plan.project, plan.test_paths(), plan.measurement_timeout(), plan.framework)
+
+    assert left_behind() == ([], [])
+    discard_workspace(plan)
+
+
+def test_a_file_edited_after_the_early_baseline_began_is_measured_by_the_flow(tmp_path):
+    root = write_project(tmp_path / "p", {"calc.py": CALC, "tests/test_calc.py": CALC_TESTS + PAUSES})
+    options, _ = begun(root)
+    running_early_baseline()
+    (root / "tests" / "test_calc.py").write_text(CALC_TESTS + PAUSES + NEGATIVE)
+    plan = plan_run.fn(options, load_blocks=False)
+    inputs = (plan.sandbox, plan.project, plan.test_paths())
+
+    adopted = early.adopt(*inputs, plan.measurement_timeout(), plan.framework)
+    measured = measure(*inputs, tmp_path / "flow", plan.measurement_timeout(), plan.framework)
+
+    assert adopted is None and not measured.reused
+    assert measured.coverage.files["calc.py"].percentages().line == 100.0
+    assert left_behind() == ([], [])
+    discard_workspace(plan)
+
+
+def test_an_early_baseline_finds_the_measurement_an_earlier_run_stored(tmp_path):
+    root = write_project(tmp_path / "p", {"calc.py": CALC, "tests/test_calc.py": CALC_TESTS})
+    options, _ = begun(root)
+    plan = plan_run.fn(options, load_blocks=False)
+    inputs = (plan.sandbox, plan.project, plan.test_paths(), plan.measurement_timeout(), plan.framework)
+    first = early.adopt(*inputs)
+
+    begun(root)
+    again = early.adopt(*inputs)
+
+    assert (first.reused, again.reused) == (False, True)
+    assert again.coverage == first.coverage and again.duration_s == first.duration_s
+    discard_workspace(plan)
     assert left_behind() == ([], [])
 
 

@@ -1,14 +1,15 @@
-"""The run's baseline, begun before its flow: `covsweep run` starts it as soon as its checks pass, so that the
-sandboxed measurement runs while Prefect is imported and its temporary server boots (5-7 s on 2 cores).
+"""The run's baseline, begun before its flow: `covsweep run` starts it once its checks pass and Prefect is
+imported, so that the sandboxed measurement runs while the flow is imported and the temporary server boots.
 The flow's measure-coverage task adopts it when it measures the very same thing: the same content hash
-of every file and setting the run reads (measurement_key). Otherwise the early one is stopped, and the
-flow measures as it always did.
+of every file and setting the run reads (measurement_key), taken once the run's own snapshot of the
+target is, which its modules read too. Otherwise the early one is stopped (its container removed), and
+the flow measures as it always did.
 
 Begun only where the baseline's inputs are known before the flow plans the run: a directory target
 measured in place, in the Docker sandbox, with an image that is there already (nothing is built), and
-results stored in the local path (the temporary server, no storage block). Its
-limits are the defaults: a saved covsweep-sandbox block with other limits or another image makes the
-keys differ. It runs in a workspace of its own, removed once it ends; a stopped one is never stored.
+results stored in the local path (the temporary server, no storage block). Its limits are the defaults:
+a saved covsweep-sandbox block with other limits or another image makes the keys differ, and every run
+then pays for an early baseline it throws away. It runs in a workspace of its own, removed once it ends.
 Its thread asks nothing of Prefect, whose server is not up yet: an earlier run's measurement is looked
 for in the local result storage path, and the flow stores the new one.
 """
@@ -21,20 +22,22 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import requests
 from docker.errors import DockerException
 
+from tasks.core.errors import InputError
 from tasks.core.log import get_logger
 from tasks.core.models import Framework, Project, SandboxConfig
 from tasks.core.options import RunOptions
 from tasks.core.plan import default_out, measured_test_paths, measurement_timeout
 from tasks.core.settings import Settings, load
-from tasks.coverage.ledger import recall_without_server, stored_locally
+from tasks.coverage.ledger import local_results
 from tasks.coverage.measurement import Measurement, keep, measurement_key, run_measurement, stored_measurement
 from tasks.project.framework import resolve_framework
 from tasks.project.source import runs_on_a_clone
 from tasks.sandbox.containers import docker_client, remove_container
 from tasks.sandbox.nofollow import remove_tree
-from tasks.sandbox.snapshot import plan_snapshot
+from tasks.sandbox.snapshot import plan_snapshot, take_snapshot
 from tasks.sandbox.target_image import existing_target_image
 
 LABEL = "covsweep.early"  # on the early baseline's container, valued with its token
@@ -60,31 +63,22 @@ def begin(options: RunOptions, project: Project | None) -> None:
     global _pending
     if project is None or options.sandbox != "docker" or runs_on_a_clone(options.target, options.deliver):
         return
-    if not stored_locally():  # an earlier run's measurement could not be looked up before the server
+    if (results := local_results()) is None:  # an earlier run's measurement is not to be found without a server
         return
     settings = load()
     early = EarlyBaseline(workspace=settings.cache_dir / "runs" / f"early-{uuid.uuid4().hex}")
     with _lock:
         _pending = early
-    args = (early, options, project, settings)
+    args = (early, options, project, settings, results)
     threading.Thread(target=_measure, args=args, name="covsweep-early-baseline", daemon=True).start()
 
 
-def _measure(early: EarlyBaseline, options: RunOptions, project: Project, settings: Settings) -> None:
+def _measure(early: EarlyBaseline, options: RunOptions, project: Project, settings: Settings, results: Path) -> None:
     measured = None
     try:
         image = existing_target_image(settings, project.target)
         if image is not None:
-            out = default_out(options, project)
-            snapshot = plan_snapshot(
-                project.target, out, early.workspace / "snapshot", reads_again=options.generator != "none"
-            )
-            config = SandboxConfig(kind="docker", image=image, snapshot=snapshot)
-            inputs = (config, project, measured_test_paths(project, out), measurement_timeout(options))
-            framework = resolve_framework(options.framework, project)
-            early.key = measurement_key(*inputs, framework)
-            early.keyed.set()
-            measured = stored_measurement(recall_without_server(early.key)) or _run(early, inputs, framework)
+            measured = _measured(early, options, project, SandboxConfig(kind="docker", image=image), results)
     except Exception:  # the flow measures as it always did, and says what is wrong
         get_logger("covsweep").debug("the early baseline failed", exc_info=True)
     finally:
@@ -93,13 +87,25 @@ def _measure(early: EarlyBaseline, options: RunOptions, project: Project, settin
         early.measured.set_result(measured)
 
 
-def _run(early: EarlyBaseline, inputs: tuple, framework: Framework) -> Measurement | None:
-    config, project, test_paths, timeout = inputs
+def _measured(
+    early: EarlyBaseline, options: RunOptions, project: Project, config: SandboxConfig, results: Path
+) -> Measurement | None:
+    """What the flow's baseline would measure, as its plan would set it up; an earlier run's if stored."""
+    out = default_out(options, project)
+    reads_again = options.generator != "none"
+    config.snapshot = plan_snapshot(project.target, out, early.workspace / "snapshot", reads_again=reads_again)
+    test_paths, timeout = measured_test_paths(project, out), measurement_timeout(options)
+    framework = resolve_framework(options.framework, project)
+    early.key = measurement_key(config, project, test_paths, timeout, framework)
+    early.keyed.set()
+    try:
+        return stored_measurement((results / early.key).read_bytes())
+    except OSError:
+        pass  # none stored
     if early.stopped.is_set():
         return None
     workspace = early.workspace / "baseline"
-    measured = run_measurement(config, project, test_paths, workspace, timeout, framework, {LABEL: early.token})
-    return None if early.stopped.is_set() else measured  # stopped: its container was removed under it
+    return run_measurement(config, project, test_paths, workspace, timeout, framework, {LABEL: early.token})
 
 
 def adopt(
@@ -110,13 +116,19 @@ def adopt(
     early = _take()
     if early is None:
         return None
-    early.keyed.wait()
-    if early.key is None or early.key != measurement_key(config, project, test_paths, timeout, framework):
-        _stop(early)
-        return None
-    measured = early.measured.result()
+    try:
+        early.keyed.wait()
+        if config.snapshot:
+            take_snapshot(config.snapshot)  # the run's view of the files: the key must hold for it too
+        if early.key is None or early.key != measurement_key(config, project, test_paths, timeout, framework):
+            _stop(early)
+            return None
+        measured = early.measured.result()
+    except BaseException:
+        _stop(early)  # Ctrl-C while waiting: its container goes, as the flow's own would
+        raise
     if measured is not None and not measured.reused:
-        # Stored here, not in its thread: Prefect's result storage may be a block only its server names.
+        # Stored here, not in its thread: the flow's settings say where results go.
         keep(early.key, measured, config, project, test_paths, timeout, framework)
         get_logger("covsweep").info("the baseline was measured while Prefect started")
     return measured
@@ -144,7 +156,7 @@ def _stop(early: EarlyBaseline) -> None:
             labelled = {"label": f"{LABEL}={early.token}"}
             for container in docker_client().containers.list(all=True, filters=labelled, ignore_removed=True):
                 remove_container(container)
-        except DockerException:
+        except (DockerException, InputError, requests.RequestException):
             get_logger("covsweep").debug("could not remove the early baseline's container", exc_info=True)
         try:
             early.measured.result(timeout=STOP_POLL_S)

@@ -93,19 +93,14 @@ def recall(name: str) -> bytes | None:
         return None
 
 
-def stored_locally() -> bool:
-    """Whether result storage is the local path without asking a server: no block is configured, and no
-    server is named (`covsweep run`'s temporary one keeps its database on this host)."""
+def local_results() -> Path | None:
+    """Where results are stored, when that is known without asking a server: the local storage path, with
+    no block configured and no server named (`covsweep run`'s temporary one). Asked in the thread whose
+    Prefect settings apply: a new thread sees those Prefect loaded at import, not temporary ones."""
     settings = get_current_settings()
-    return settings.results.default_storage_block is None and not settings.api.url
-
-
-def recall_without_server(name: str) -> bytes | None:
-    """recall(name) before a Prefect server answers, where results are stored_locally()."""
-    try:
-        return (Path(get_current_settings().results.local_storage_path).expanduser() / name).read_bytes()
-    except OSError:
-        return None
+    if settings.results.default_storage_block is None and not settings.api.url:
+        return Path(settings.results.local_storage_path).expanduser()
+    return None
 
 
 def remember(name: str, data: bytes) -> None:
