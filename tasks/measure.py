@@ -21,6 +21,7 @@ def measure_coverage(
     framework: Framework = "pytest",
 ) -> Measurement:
     """The project's tests (pytest, or unittest) under coverage, split per module; no tests is a 0 baseline.
-    The baseline `covsweep run` began before the flow, when it measured the very same (tasks/coverage/early.py)."""
+    Gives the baseline `covsweep run` began before the flow instead, when that measured the very same files
+    and settings (tasks/coverage/early.py)."""
     adopted = adopt(config, project, test_paths, timeout, framework)
     return adopted if adopted is not None else measure(config, project, test_paths, workspace, timeout, framework)

@@ -61,7 +61,9 @@ def left_behind() -> tuple[list[str], list[str]]:
 
 
 def running_early_baseline() -> None:
+    deadline = time.monotonic() + 120
     while not left_behind()[1]:
+        assert time.monotonic() < deadline, "the early baseline's container never ran"
         time.sleep(0.1)
 
 
@@ -114,15 +116,20 @@ def test_ctrl_c_while_the_flow_waits_for_the_early_baseline_removes_it(tmp_path)
     options, _ = begun(root)
     plan = plan_run.fn(options, load_blocks=False)
     running_early_baseline()
-    threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)).start()
+    ctrl_c = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+    ctrl_c.start()
 
-    with pytest.raises(KeyboardInterrupt):
-        early.adopt(plan.sandbox, plan.project, plan.test_paths(), plan.measurement_timeout(), plan.framework)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            early.adopt(plan.sandbox, plan.project, plan.test_paths(), plan.measurement_timeout(), plan.framework)
+    finally:
+        ctrl_c.cancel()  # never into a later test
 
     assert left_behind() == ([], [])
     discard_workspace(plan)
 
 
+@pytest.mark.timeout(300)
 def test_a_file_edited_after_the_early_baseline_began_is_measured_by_the_flow(tmp_path):
     root = write_project(tmp_path / "p", {"calc.py": CALC, "tests/test_calc.py": CALC_TESTS + PAUSES})
     options, _ = begun(root)

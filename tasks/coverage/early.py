@@ -65,6 +65,7 @@ def begin(options: RunOptions, project: Project | None) -> None:
         return
     if (results := local_results()) is None:  # an earlier run's measurement is not to be found without a server
         return
+    abandon()  # one at a time
     settings = load()
     early = EarlyBaseline(workspace=settings.cache_dir / "runs" / f"early-{uuid.uuid4().hex}")
     with _lock:
@@ -99,7 +100,8 @@ def _measured(
     early.key = measurement_key(config, project, test_paths, timeout, framework)
     early.keyed.set()
     try:
-        return stored_measurement((results / early.key).read_bytes())
+        if (stored := stored_measurement((results / early.key).read_bytes())) is not None:
+            return stored
     except OSError:
         pass  # none stored
     if early.stopped.is_set():

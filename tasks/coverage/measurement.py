@@ -158,7 +158,7 @@ def measurement_key(
     return f"covsweep-measurement-{digest.hexdigest()[:40]}.json"
 
 
-def recalled(key: str | None) -> Measurement | None:
+def _recalled(key: str | None) -> Measurement | None:
     return stored_measurement(recall(key) if key else None)
 
 
@@ -183,7 +183,7 @@ def measure(
     """The project's tests under coverage, split per module; an earlier run's measurement when every file and
     setting it read is the same (a run that timed out is never kept)."""
     key = measurement_key(config, project, test_paths, timeout, framework)
-    if (known := recalled(key)) is not None:
+    if (known := _recalled(key)) is not None:
         return known
     measured = run_measurement(config, project, test_paths, workspace, timeout, framework)
     keep(key, measured, config, project, test_paths, timeout, framework)

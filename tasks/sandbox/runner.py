@@ -86,7 +86,7 @@ def run(
         return _run_local(config, script, workspace, read_only, timeout, dict(env or {}))
 
 
-def _run_docker(config, script, workspace, read_only, timeout, env, labels=None) -> ExecResult:
+def _run_docker(config, script, workspace, read_only, timeout, env, labels) -> ExecResult:
     limits = config.limits
     volumes = read_only_volumes(config.snapshot, read_only)
     volumes[str(workspace)] = {"bind": str(workspace), "mode": "rw"}
