@@ -51,6 +51,7 @@ RESULTS = BENCH / "results"
 TARGET_RATIO = 1.5
 TARGETS = {400: 2.0, 2000: 1.5}  # the issue's bars by project size; other sizes use TARGET_RATIO
 SECOND_SWEEP_TARGET = 0.05
+UNCHANGED = "unchanged since run"  # what covsweep run prints when it finds a finished run's report instead
 SCHEMA = "covsweep.bench.coverage-sweep/3"
 
 # Lines of covsweep's output that mark a phase; the first match of each counts.
@@ -348,7 +349,9 @@ def with_log_lines(result: dict, report: Path) -> list[tuple[float, str]]:
     return sorted(result["lines"] + logged, key=lambda pair: pair[0])
 
 
-def run_covsweep(project: Path, report: Path, args, prefect_home: Path | None) -> dict:
+def run_covsweep(project: Path, report: Path, args, prefect_home: Path | None, fresh: bool = True) -> dict:
+    """`fresh`: the report and log of an earlier run are removed first, so that the flow runs (a run finds
+    an unchanged project's report otherwise, and prints it)."""
     command = [
         str(COVSWEEP),
         "run",
@@ -361,14 +364,19 @@ def run_covsweep(project: Path, report: Path, args, prefect_home: Path | None) -
         args.sandbox,
         *args.covsweep_arg,
     ]
-    (report.parent / "covsweep.log").unlink(missing_ok=True)
+    if fresh:
+        report.unlink(missing_ok=True)
+        (report.parent / "covsweep.log").unlink(missing_ok=True)
     result = run_streamed(command, cwd=project, env=child_env(prefect_home), timeout=args.timeout, echo=args.verbose)
-    result["lines"] = with_log_lines(result, report)
+    flow_ran = not any(UNCHANGED in line for _, line in result["lines"])
+    if flow_ran:  # else the log is the earlier run's
+        result["lines"] = with_log_lines(result, report)
     out = {
         "command": " ".join(command),
         "seconds": round(result["seconds"], 3),
         "exit_code": result["exit_code"],
         "timed_out": result["timed_out"],
+        "flow_ran": flow_ran,
     }
     out |= phases(result["lines"], result["seconds"])
     out["memory"] = result["memory"]
@@ -388,7 +396,6 @@ def run_covsweep(project: Path, report: Path, args, prefect_home: Path | None) -
             },
             "module_execution_s": {"sum": round(sum(times), 3), "max": round(max(times, default=0.0), 3)},
         }
-        report.unlink()
     return out
 
 
@@ -515,11 +522,18 @@ def _rounds(project: Path, report: Path, args: argparse.Namespace, prefect_home:
     return rounds
 
 
-def _second_sweep(project: Path, report: Path, args: argparse.Namespace, prefect_home: Path) -> dict:
-    """covsweep again on the unchanged project, with what the first sweeps left in `prefect_home`."""
-    again = run_covsweep(project, report, args, prefect_home)
-    print(f"  second sweep, project unchanged: {again['seconds']:.2f}s, exit {again['exit_code']}", flush=True)
-    return again
+def _second_sweep(project: Path, report: Path, args: argparse.Namespace, prefect_home: Path) -> tuple[dict, dict]:
+    """covsweep again on the unchanged project, with what the last timed round left: its report (the run
+    prints it, no flow runs), then without it (the flow runs, and recalls the baseline)."""
+    again = run_covsweep(project, report, args, prefect_home, fresh=False)
+    print(
+        f"  second sweep, project unchanged: {again['seconds']:.2f}s, exit {again['exit_code']}, "
+        f"flow ran: {again['flow_ran']}",
+        flush=True,
+    )
+    through_flow = run_covsweep(project, report, args, prefect_home)
+    print(f"  the same with the report removed: {through_flow['seconds']:.2f}s", flush=True)
+    return again, through_flow
 
 
 def _fresh_home(template: Path, scratch: Path, size: int) -> Path:
@@ -533,7 +547,7 @@ def _result(
     args: argparse.Namespace,
     size: int,
     rounds: list[dict],
-    second: dict,
+    second: tuple[dict, dict],
     warmup: dict | None,
     imports: dict,
     info: dict,
@@ -573,7 +587,8 @@ def _result(
         "first_module_from_flow_start_s": _median([r["covsweep"]["first_module_from_flow_start_s"] for r in rounds]),
         "peak_rss_mib": max(r["covsweep"]["memory"]["peak_rss_mib"] for r in rounds),
         "memory": last["memory"],
-        "second_sweep": _second_summary(second, sweep_s),
+        "second_sweep": _second_summary(second[0], sweep_s),
+        "second_sweep_through_the_flow": _second_summary(second[1], sweep_s),
         "phases_s": {k: _median([r["covsweep"]["phases_s"][k] for r in rounds]) for k in last["phases_s"]},
         "imports_s": imports,
         "covsweep_exit_code": last["exit_code"],
@@ -594,6 +609,7 @@ def _second_summary(second: dict, first_s: float | None) -> dict:
     return {
         "seconds": second["seconds"],
         "exit_code": second["exit_code"],
+        "flow_ran": second["flow_ran"],
         "ratio_to_first": _ratio(second["seconds"], first_s),
         "target_ratio": SECOND_SWEEP_TARGET,
         "cost_usd": totals.get("cost_usd"),
@@ -604,12 +620,13 @@ def _second_summary(second: dict, first_s: float | None) -> dict:
     }
 
 
-def _compare_totals(result: dict, second: dict) -> None:
+def _compare_totals(result: dict, second: tuple[dict, dict]) -> None:
     """A second sweep that reuses anything must still report what the first one measured."""
     first = result["covsweep_totals"] or {}
-    again = (second.get("report") or {}).get("totals") or {}
     keys = ("modules", "line_before", "branch_before", "line_after", "branch_after")
-    result["second_sweep"]["same_totals_as_first"] = all(first.get(k) == again.get(k) for k in keys)
+    for name, run in zip(("second_sweep", "second_sweep_through_the_flow"), second, strict=True):
+        again = (run.get("report") or {}).get("totals") or {}
+        result[name]["same_totals_as_first"] = all(first.get(k) == again.get(k) for k in keys)
 
 
 def _growth(by_size: list[dict]) -> dict | None:
@@ -635,7 +652,9 @@ def _print_overall(result: dict) -> None:
             f"{size['modules']:>5} modules: ratio {size['ratio']} (target {TARGETS.get(size['modules'], TARGET_RATIO)}), "
             f"first module {size['first_module_from_flow_start_s']}s after the flow's start, "
             f"peak RSS {size['peak_rss_mib']} MiB, second sweep {second['seconds']:.1f}s "
-            f"= {second['ratio_to_first']} of the first, ${second['cost_usd']}, same totals {second['same_totals_as_first']}"
+            f"= {second['ratio_to_first']} of the first (flow ran: {second['flow_ran']}), ${second['cost_usd']}, "
+            f"same totals {second['same_totals_as_first']}; through the flow "
+            f"{size['second_sweep_through_the_flow']['ratio_to_first']}"
         )
     if result["growth"]:
         g = result["growth"]

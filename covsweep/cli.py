@@ -47,6 +47,11 @@ def _percent(value: float | None) -> str:
     return f"{value:.1f}" if value is not None else ""
 
 
+# Above this many modules the skipped ones (nothing done to them in this run) share one row: the report
+# lists each, and a terminal would show a screenful of rows per 40 modules (and take a second per 2000).
+FOLD_SKIPPED_ABOVE = 50
+
+
 def summary_table(report: Report) -> Table:
     """Per module before -> after; a mutation column when some module has a mutation score."""
     t = report.totals
@@ -55,7 +60,10 @@ def summary_table(report: Report) -> Table:
     columns = ("module", "status", "line %", "branch %", "function %", "tests") + ("mutation %",) * mutation
     for column in (*columns, "time s"):
         table.add_column(column, justify="left" if column in ("module", "status") else "right")
-    for m in report.modules:
+    rows = report.modules
+    if len(rows) > FOLD_SKIPPED_ABOVE:
+        rows = [m for m in rows if m.status != "skipped"]
+    for m in rows:
         table.add_row(
             m.module,
             m.status + (f" ({m.error.type})" if m.error else ""),
@@ -66,6 +74,8 @@ def summary_table(report: Report) -> Table:
             *[_percent(m.mutation.score if m.mutation else None)] * mutation,
             f"{m.execution_time:.1f}",
         )
+    if skipped := len(report.modules) - len(rows):
+        table.add_row(f"{skipped} more modules (in the report)", "skipped", *[""] * (len(columns) - 1))
     table.add_section()
     table.add_row(
         "total",
@@ -144,14 +154,31 @@ def run(args: argparse.Namespace) -> int:
     except InputError as exc:
         fail(str(exc))
     _interrupt_on_sigterm()
+    from tasks.history import unchanged
+
+    report = report_path(options, project)
+    log_file = None if args.verbose else report.parent / LOG_NAME
+    before = unchanged.before_run(options, project, report, log_file)
+    if (earlier := unchanged.unchanged(before)) is not None:
+        return _unchanged_run(earlier, report, options)
+    try:
+        result = _flow_run(options, project, log_file)
+    except RunError as exc:  # the run began and could not finish: what it finished is kept
+        err.print(f"covsweep: error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        return 1
+    status = _finished_run(result, report, log_file, options)
+    unchanged.remember(before, result, status)
+    return status
+
+
+def _flow_run(options, project, log_file: Path | None) -> Report:
+    """The flow's report, with its progress shown; the temporary server and the baseline start first."""
     from covsweep import temporary_server
 
     spawned = temporary_server.spawn()  # before Prefect is imported: the server boots meanwhile
     from covsweep.progress import showing_progress
     from tasks.coverage import early
 
-    report = report_path(options, project)
-    log_file = None if args.verbose else report.parent / LOG_NAME
     try:
         early.begin(options, project)  # the baseline's sandbox runs meanwhile too
         with showing_progress(out, err, log_file):
@@ -160,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
 
             if server:
                 server.join()  # the flow's client would take a half-started server for a running one
-            result: Report = spec_to_production(**options.model_dump())
+            return spec_to_production(**options.model_dump())
     except InputError as exc:
         fail(str(exc))
     except RuntimeError as exc:
@@ -170,11 +197,12 @@ def run(args: argparse.Namespace) -> int:
             "the temporary Prefect server did not start in time: set PREFECT_API_URL to a running server, "
             "or PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS higher"
         )
-    except RunError as exc:  # the run began and could not finish: what it finished is kept
-        err.print(f"covsweep: error: {exc}", markup=False, highlight=False, soft_wrap=True)
-        return 1
     finally:
         early.abandon()  # a run that ended before its baseline leaves no sandbox behind
+
+
+def _finished_run(result: Report, report: Path, log_file: Path | None, options) -> int:
+    """The summary of a run that finished, and its exit status."""
     out.print(summary_table(result))
     out.print(f"report: {report}", highlight=False)
     if line := delivery_line(result):
@@ -184,6 +212,19 @@ def run(args: argparse.Namespace) -> int:
     if any(m.error and m.error.type == "authentication" for m in result.modules):
         fail("the LLM API key is missing or was rejected: set COVSWEEP_LLM_API_KEY (or OPENROUTER_API_KEY)")
     return exit_status(result, options)
+
+
+def _unchanged_run(earlier: Report, report: Path, options) -> int:
+    """What `run` prints when a finished run found everything as this one would: its report."""
+    out.print(summary_table(earlier))
+    out.print(f"report: {report}", highlight=False)
+    out.print(
+        f"unchanged since run {earlier.run_id} of {earlier.finished_at}: its report stands, no new run "
+        "(remove the report to sweep again)",
+        markup=False,
+        highlight=False,
+    )
+    return exit_status(earlier, options)
 
 
 def _submitted_parameters(options) -> dict[str, object]:

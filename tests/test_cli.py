@@ -212,6 +212,22 @@ def test_the_summary_table_has_a_mutation_column_when_scores_exist():
     assert "mutation" not in _table_text(off)
 
 
+def test_a_long_table_folds_the_skipped_modules_into_one_row():
+    from covsweep.cli import FOLD_SKIPPED_ABOVE
+    from tasks.core.models import ModuleResult, Report, Totals
+
+    improved = ModuleResult(module="pkg/improved.py", status="improved", success=True)
+    skipped = [ModuleResult(module=f"pkg/m{i}.py", status="skipped", success=True) for i in range(FOLD_SKIPPED_ABOVE)]
+    fields = dict(run_id="r", target="/p", generator="llm", coverage_target=80, started_at="", finished_at="")
+
+    long = _table_text(Report(**fields, duration_s=1.0, totals=Totals(), modules=[improved, *skipped]))
+    short = _table_text(Report(**fields, duration_s=1.0, totals=Totals(), modules=skipped))
+
+    assert "pkg/improved.py" in long and "pkg/m0.py" not in long
+    assert f"{FOLD_SKIPPED_ABOVE} more modules (in the report)" in long
+    assert all(f"pkg/m{i}.py" in short for i in range(FOLD_SKIPPED_ABOVE)) and "more modules" not in short
+
+
 @pytest.mark.docker
 @pytest.mark.server
 def test_run_on_the_example_prints_the_table_and_writes_the_report(example, sandbox_image, tmp_path):

@@ -11,11 +11,11 @@ import pytest
 from tasks.core import testfiles
 from tasks.core.errors import ModuleError
 from tasks.core.markers import MARKER
-from tasks.core.models import ErrorInfo, FileCoverage, Module, ModuleResult, Project, ProjectCoverage
+from tasks.core.models import DONE, ErrorInfo, FileCoverage, Module, ModuleResult, Project, ProjectCoverage
 from tasks.core.options import RunOptions
 from tasks.core.plan import Plan
 from tasks.coverage import ledger
-from tasks.coverage.ledger import DONE, finished_entry, module_fingerprint, record_generated
+from tasks.coverage.ledger import finished_entry, module_fingerprint, record_generated
 from tasks.coverage.measurement import Measurement
 from tasks.generators.module import process_module
 from tasks.reporting.conclusion import conclude_run

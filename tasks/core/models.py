@@ -20,6 +20,7 @@ ErrorType = Literal[
     "internal",
 ]
 Status = Literal["reached_target", "improved", "unchanged", "failed", "skipped", "needs_review"]
+DONE = {"reached_target", "improved", "unchanged", "skipped"}  # a module no later run has to do again
 GeneratorName = Literal["llm", "openhands", "pynguin", "none"]
 Framework = Literal["pytest", "unittest"]  # the style of generated tests and the runner that runs them
 
@@ -250,6 +251,10 @@ class ModuleResult(BaseModel):
         if self.coverage.line > self.coverage_before.line or self.coverage.branch > self.coverage_before.branch:
             return "improved"
         return "unchanged" if self.generator != "none" else "skipped"
+
+    def done(self) -> bool:
+        """Nothing left for a later run to do on the module: it ended in a status of DONE, without an error."""
+        return self.status in DONE and self.error is None
 
 
 class Totals(BaseModel):

@@ -19,8 +19,6 @@ from pydantic import BaseModel, Field
 from tasks.core.markers import is_covsweep_file
 from tasks.core.models import Module, ModuleResult
 
-DONE = {"reached_target", "improved", "unchanged", "skipped"}
-
 
 class Content(BaseModel):
     """The module's source and its generated file as the conclusion left them (None: no file)."""
@@ -41,7 +39,7 @@ class Entry(BaseModel):
     content: Content | None = Field(default=None, description="what the conclusion left, for a concluded entry")
 
     def done(self) -> bool:
-        return self.result.status in DONE and self.result.error is None
+        return self.result.done()
 
     def still_on_disk(self, module_file: Path, target: Path) -> bool:
         """The module's source and its generated file as concluded; a file gone is written again."""
@@ -125,7 +123,7 @@ def _write(entry: Entry) -> None:
 
 def record_generated(result: ModuleResult) -> None:
     """A module task's tests, before the conclusion: a run killed before it leaves them to its successor."""
-    if result.status in DONE and result.error is None:
+    if result.done():
         _write(Entry(result=result, accepted_source=result.accepted_source, concluded=False))
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shlex
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from tasks.sandbox.pytest_support import (
     pytest_args,
     sandbox_env,
 )
-from tasks.sandbox.snapshot import project_files, refresh_output
+from tasks.sandbox.snapshot import content_digest, refresh_output
 from tasks.sandbox.unittest_support import discovery_roots, install_runner, unittest_args, unittest_outcomes
 
 
@@ -120,18 +119,6 @@ def failing_among(
 MEASUREMENT_VERSION = "covsweep.measurement/1"
 
 
-def _file_digest(digest, file: Path) -> None:
-    """A file's name and content, a symbolic link's target too: what a test run could read of it."""
-    digest.update(str(file).encode() + b"\0")
-    if file.is_symlink():
-        digest.update(b"->" + os.readlink(file).encode() + b"\0")
-    try:
-        digest.update(file.read_bytes() if file.is_file() else b"(no file)")
-    except OSError:
-        digest.update(b"(unreadable)")
-    digest.update(b"\0")
-
-
 def measurement_key(
     config: SandboxConfig, project: Project, test_paths: list[Path], timeout: float, framework: Framework
 ) -> str | None:
@@ -151,10 +138,7 @@ def measurement_key(
         "modules": [m.path for m in project.modules],
     }
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
-    outside = [p for p in test_paths if not p.is_relative_to(project.target)]
-    for root in [project.target, *outside]:
-        for file in [root] if root.is_file() else project_files(root):
-            _file_digest(digest, file)
+    content_digest(digest, project.target, test_paths)
     return f"covsweep-measurement-{digest.hexdigest()[:40]}.json"
 
 

@@ -77,6 +77,26 @@ def project_files(root: Path) -> list[Path]:
     return sorted(Path(e.path) for e in _entries(root) if not e.is_dir(follow_symlinks=False))
 
 
+def _file_digest(digest, file: Path) -> None:
+    """A file's name and content, a symbolic link's target too: what a test run could read of it."""
+    digest.update(str(file).encode() + b"\0")
+    if file.is_symlink():
+        digest.update(b"->" + os.readlink(file).encode() + b"\0")
+    try:
+        digest.update(file.read_bytes() if file.is_file() else b"(no file)")
+    except OSError:
+        digest.update(b"(unreadable)")
+    digest.update(b"\0")
+
+
+def content_digest(digest, target: Path, test_paths: list[Path]) -> None:
+    """Every file of the target, and of the test paths outside it, into `digest`."""
+    outside = [p for p in test_paths if not p.is_relative_to(target)]
+    for root in [target, *outside]:
+        for file in [root] if root.is_file() else project_files(root):
+            _file_digest(digest, file)
+
+
 class _Tally:
     """What a snapshot copies, checked against the limits as it goes; what it could not read."""
 
