@@ -53,7 +53,8 @@ FOLD_SKIPPED_ABOVE = 50
 
 
 def summary_table(report: Report) -> Table:
-    """Per module before -> after; a mutation column when some module has a mutation score."""
+    """Per module before -> after (over FOLD_SKIPPED_ABOVE modules, the skipped ones in one row); a
+    mutation column when some module has a mutation score."""
     t = report.totals
     mutation = t.mutation_score is not None
     table = Table(title=f"covsweep: {report.target}", title_justify="left")
@@ -158,8 +159,8 @@ def run(args: argparse.Namespace) -> int:
 
     report = report_path(options, project)
     log_file = None if args.verbose else report.parent / LOG_NAME
-    before = unchanged.before_run(options, project, report, log_file)
-    if (earlier := unchanged.unchanged(before)) is not None:
+    before = unchanged.before_run(options, project, report, report.parent / LOG_NAME)  # -v or not
+    if (earlier := unchanged.earlier_report(before)) is not None:
         return _unchanged_run(earlier, report, options)
     try:
         result = _flow_run(options, project, log_file)

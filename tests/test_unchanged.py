@@ -15,7 +15,7 @@ import pytest
 
 from tasks.core.models import ModuleResult, Project, Report, Totals
 from tasks.core.options import RunOptions
-from tasks.history.unchanged import Before, before_run, remember, target_content
+from tasks.history.unchanged import Before, before_run, earlier_report, remember, target_content, write_records
 from tasks.project.discover import discover
 from tests.helpers import independent_measurement, percent, run_cli, write_project
 
@@ -37,6 +37,18 @@ def sweep(root: Path, tmp_path: Path, *options: str, **env: str) -> subprocess.C
 
 def report_bytes(root: Path) -> bytes:
     return (root / ".covsweep" / "report.json").read_bytes()
+
+
+def summary(stdout: str) -> list[str]:
+    """The summary table and the report's path: from the table's title on, up to the run's own lines."""
+    lines = stdout.splitlines()
+    start = max(i for i, line in enumerate(lines) if line.startswith("covsweep: "))
+    end = next(i for i, line in enumerate(lines) if line.startswith("report: "))
+    return lines[start : end + 1]
+
+
+def gate_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("covsweep: gate --fail-under:")]
 
 
 def flow_runs(home: Path) -> int:
@@ -69,7 +81,8 @@ def test_a_second_run_of_an_unchanged_project_prints_the_first_report_without_a_
 
     assert second.returncode == status, second.stdout + second.stderr
     assert f"{UNCHANGED} {json.loads(report)['run_id']}" in second.stdout
-    assert (second.stderr != "") == (status == 3)  # the gate's line again
+    assert summary(second.stdout) == summary(first.stdout)
+    assert gate_lines(second.stderr) == gate_lines(first.stderr) and len(gate_lines(first.stderr)) == (status == 3)
     assert report_bytes(root) == report and (root / ".covsweep" / "covsweep.log").read_bytes() == log
     assert flow_runs(home) == runs_before + 1
     assert_as_measured(root, tmp_path)
@@ -129,28 +142,75 @@ def project_and_options(tmp_path: Path, **options) -> tuple[RunOptions, Project]
     return RunOptions(target=str(root), generator="none", **options), discover(root)
 
 
+@pytest.fixture
+def no_server():
+    """covsweep run's temporary server, as remember sees it, without starting one: no block is saved."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED, temporary_settings
+
+    with temporary_settings({PREFECT_SERVER_EPHEMERAL_ENABLED: False}, restore_defaults={PREFECT_API_URL}):
+        yield
+
+
+def finished(tmp_path: Path) -> tuple[Before, Report]:
+    """A run's inputs and the report it wrote, with its log beside it."""
+    options, project = project_and_options(tmp_path)
+    report_file, log = tmp_path / "out" / "report.json", tmp_path / "out" / "covsweep.log"
+    done = ModuleResult(module="calc.py", status="skipped", success=True, generator="none")
+    report = Report(
+        run_id="r", target=str(project.target), generator="none", coverage_target=80.0, started_at="",
+        finished_at="", duration_s=1.0, totals=Totals(), modules=[done],
+    )  # fmt: skip
+    log.parent.mkdir()
+    report_file.write_text(report.to_json())
+    log.write_text("a log line\n")
+    content = target_content(options, project)
+    return Before("key", content, options, project, [report_file, log], tmp_path / "records"), report
+
+
 @pytest.mark.parametrize("options", [{"sandbox": "local"}, {"changed_since": "main"}, {"deliver": "patch"}])
 def test_a_run_whose_inputs_are_not_all_known_before_prefect_starts_is_never_skipped(tmp_path, options):
     run_options, project = project_and_options(tmp_path, **options)
     assert before_run(run_options, project, tmp_path / "report.json", None) is None
 
 
-def test_only_a_run_that_finished_every_module_and_wrote_no_test_is_recorded(tmp_path):
+def test_only_a_run_that_finished_every_module_and_wrote_no_test_is_recorded(tmp_path, no_server):
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    options, project = project_and_options(tmp_path)
-    before = Before("key", target_content(options, project), options, project, [tmp_path / "r"], tmp_path / "records")
-    done = ModuleResult(module="calc.py", status="skipped", success=True, generator="none")
-    report = Report(
-        run_id="r", target=str(project.target), generator="none", coverage_target=80.0, started_at="",
-        finished_at="", duration_s=1.0, totals=Totals(), modules=[done],
-    )  # fmt: skip
-    failed = report.model_copy(update={"modules": [done.model_copy(update={"status": "failed"})]})
+    before, report = finished(tmp_path)
+    failed = report.model_copy(update={"modules": [report.modules[0].model_copy(update={"status": "failed"})]})
 
-    with temporary_settings(restore_defaults={PREFECT_API_URL}):  # covsweep run's temporary server
-        assert remember(before, report, 0) and remember(before, report, 3)
-        assert not remember(before, report, 1) and not remember(before, failed, 0)
-        (project.target / "tests" / "test_generated.py").write_text("def test_it():\n    pass\n")
-        assert not remember(before, report, 0)
+    assert remember(before, report, 0) and remember(before, report, 3)
+    assert not remember(before, report, 1) and not remember(before, failed, 0)
+    assert not remember(before, report.model_copy(update={"run_id": "another"}), 0)  # the report is another run's
+    (before.project.target / "tests" / "test_generated.py").write_text("def test_it():\n    pass\n")
+    assert not remember(before, report, 0)
     with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:9/api"}):  # a named server's database
         assert not remember(before, report, 0)
+
+
+def test_a_record_holds_while_the_outputs_and_prefects_database_are_as_the_run_left_them(tmp_path, no_server):
+    from prefect.settings import get_current_settings
+
+    before, report = finished(tmp_path)
+    database = Path(get_current_settings().server.database.connection_url.get_secret_value().split("///")[1])
+    journal = database.with_name(database.name + "-journal")
+    assert remember(before, report, 0)
+    write_records()
+    assert earlier_report(before) == report
+
+    for changed in (before.outputs[1], journal):  # the log; a write to the database
+        saved = changed.read_bytes() if changed.exists() else None
+        changed.write_text("written since")
+        assert earlier_report(before) is None
+        changed.write_bytes(saved) if saved is not None else changed.unlink()
+    assert earlier_report(before) == report
+    before.outputs[0].write_text(report.model_copy(update={"run_id": "edited"}).to_json())
+    assert earlier_report(before) is None
+
+
+def test_a_record_is_not_written_when_the_report_changed_before_the_exit(tmp_path, no_server):
+    before, report = finished(tmp_path)
+    assert remember(before, report, 0)
+    before.outputs[0].write_text(report.model_copy(update={"run_id": "another run's"}).to_json())
+    write_records()
+    assert not before.records_dir.exists()

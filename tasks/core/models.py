@@ -20,7 +20,7 @@ ErrorType = Literal[
     "internal",
 ]
 Status = Literal["reached_target", "improved", "unchanged", "failed", "skipped", "needs_review"]
-DONE = {"reached_target", "improved", "unchanged", "skipped"}  # a module no later run has to do again
+DONE = frozenset({"reached_target", "improved", "unchanged", "skipped"})  # a module no later run has to do again
 GeneratorName = Literal["llm", "openhands", "pynguin", "none"]
 Framework = Literal["pytest", "unittest"]  # the style of generated tests and the runner that runs them
 

@@ -1,13 +1,14 @@
 """A run that would find everything as the last one left it is not run again.
 
-`covsweep run` of a project whose files, images, options, environment and covsweep itself are all as a
-finished run found them, with that run's report and log untouched and Prefect's database not written
+`covsweep run` of a project whose files, images, options, environment, covsweep and its dependencies are
+all as a finished run found them, with that run's report and log untouched and Prefect's database not written
 since (a block saved there changes what a run does), prints that run's report instead of starting Prefect:
 its figures are what the same files give. Recorded only where all of that is known before Prefect
 starts: a directory measured in place in the Docker sandbox, the temporary server on its SQLite database,
 no --changed-since (a moved REF is not in the files). And only for a run that finished every module and
 wrote nothing into the target: a failed module is tried again, and written tests make the next run's
-baseline another. Removing the report sweeps anyway."""
+baseline another; not when a saved block names the sandbox image, whose tag may point at another build
+without a write to the database. Removing the report sweeps anyway."""
 
 from __future__ import annotations
 
@@ -15,8 +16,12 @@ import atexit
 import hashlib
 import json
 import os
+import re
 import sys
+import tempfile
 from dataclasses import dataclass
+from functools import cache
+from importlib import metadata
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -32,7 +37,9 @@ from tasks.sandbox.snapshot import content_digest
 from tasks.sandbox.target_image import existing_target_image
 
 VERSION = "covsweep.unchanged/1"  # bumped when what a record holds, or how it is keyed, changes
-ENVIRONMENT = ("COVSWEEP_", "PREFECT_", "OPENAI_", "OPENROUTER_", "DOCKER_", "PYTHON", "HOME")
+# Read by covsweep, Prefect, the LLM clients, Docker and Python: by prefix, in any case (pydantic-settings
+# ignores it); HOME (and whatever else starts so) is where Prefect's home and covsweep's cache are.
+ENVIRONMENT = ("COVSWEEP_", "PREFECT_", "OPENAI_", "OPENROUTER_", "OPENHANDS_", "DOCKER_", "PYTHON", "HOME")
 PREFECT_FILES = (".env", "prefect.toml", "pyproject.toml")  # Prefect's settings read these in the working directory
 PACKAGES = ("covsweep", "flows", "tasks", "blocks")
 SQLITE_FILES = ("", "-wal", "-shm", "-journal")
@@ -57,11 +64,11 @@ class Before:
     content: str  # the target's files alone, compared once the run ends
     options: RunOptions
     project: Project
-    outputs: list[Path]
-    records: Path
+    outputs: list[Path]  # the report first
+    records_dir: Path
 
 
-_armed: list[tuple[Before, Record]] = []
+_armed: list[tuple[Before, Record]] = []  # written by write_records at exit
 
 
 def before_run(
@@ -78,8 +85,13 @@ def before_run(
         get_logger("covsweep").debug("the run's inputs were not hashed", exc_info=True)
         return None
     if before is not None:
-        atexit.register(_write_armed)  # before Prefect's server starts, so this runs once it has stopped
+        _write_at_exit()
     return before
+
+
+@cache
+def _write_at_exit() -> None:
+    atexit.register(write_records)  # before Prefect's server starts, so this runs once it has stopped
 
 
 def _inputs(options: RunOptions, project: Project, report: Path, log_file: Path | None) -> Before | None:
@@ -91,21 +103,22 @@ def _inputs(options: RunOptions, project: Project, report: Path, log_file: Path 
     inputs = {
         "version": VERSION,
         "covsweep": _code_digest(),
+        "dependencies": _dependency_versions(),
         "python": sys.version,
         "image": docker_client().images.get(image).id,
         "options": options.model_dump(mode="json"),
-        "environment": {k: v for k, v in os.environ.items() if k.startswith(ENVIRONMENT)},
+        "environment": {k: v for k, v in os.environ.items() if k.upper().startswith(ENVIRONMENT)},
         "working_directory": str(Path.cwd()),
         "prefect_files": _digests([str(f) for f in _prefect_files()]),
         "content": content,
     }
     key = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
-    summary = Path(options.summary_md).resolve() if options.summary_md else None
+    summary = Path(options.summary_md).expanduser().resolve() if options.summary_md else None
     outputs = [report, *(p for p in (log_file, summary) if p is not None)]
     return Before(key, content, options, project, outputs, settings.cache_dir / "unchanged")
 
 
-def unchanged(before: Before | None) -> Report | None:
+def earlier_report(before: Before | None) -> Report | None:
     """The report of the run these inputs are the same as, when all it left is as it left it."""
     if before is None:
         return None
@@ -125,37 +138,59 @@ def remember(before: Before | None, report: Report, status: int) -> bool:
         return False
     try:
         database = _temporary_database()
-        if database is None or target_content(before.options, before.project) != before.content:
+        if database is None or _other_image(before) or target_content(before.options, before.project) != before.content:
             return False
+        written = _digests([str(before.outputs[0])])
+        if Report.model_validate_json(before.outputs[0].read_bytes()).run_id != report.run_id:
+            return False  # another run's report
     except Exception:  # noqa: BLE001 - the run itself is done: it only leaves no record
         get_logger("covsweep").debug("the run was not recorded", exc_info=True)
         return False
     files = [str(database.with_name(database.name + suffix)) for suffix in SQLITE_FILES]
-    record = Record(
-        report=before.outputs[0], outputs=dict.fromkeys(map(str, before.outputs)), database=dict.fromkeys(files)
-    )
+    record = Record(report=before.outputs[0], outputs=written, database=dict.fromkeys(files))
     _armed.append((before, record))
     return True
 
 
-def _write_armed() -> None:
+def write_records() -> None:
+    """The records `remember` made, with the outputs' digests and the database files' state now that the run
+    is over; not one whose report changed since (another run's) or is gone."""
     for before, record in _armed:
-        done = record.model_copy(
-            update={"outputs": _digests(list(record.outputs)), "database": _stat(list(record.database))}
-        )
-        if None in done.outputs.values():
-            continue  # an output was not written
-        before.records.mkdir(parents=True, exist_ok=True)
-        for older in before.records.glob(f"{_report_id(record.report)}-*.json"):
-            older.unlink(missing_ok=True)  # its report is not what it recorded any more
-        part = _record_file(before).with_suffix(".part")
-        part.write_text(done.model_dump_json())
-        part.replace(_record_file(before))
+        report = str(record.report)
+        outputs = {report: record.outputs[report]} | _digests([str(p) for p in before.outputs[1:]])
+        if outputs[report] is None or _digests([report]) != {report: outputs[report]}:
+            continue
+        done = record.model_copy(update={"outputs": outputs, "database": _stat(list(record.database))})
+        try:
+            _write(before, done)
+        except OSError:
+            get_logger("covsweep").debug("the run's record was not written", exc_info=True)
+    _armed.clear()
+
+
+def _write(before: Before, record: Record) -> None:
+    before.records_dir.mkdir(parents=True, exist_ok=True)
+    for older in before.records_dir.glob(f"{_report_id(record.report)}-*.json"):
+        older.unlink(missing_ok=True)  # its report is not what it recorded any more
+    handle, part = tempfile.mkstemp(dir=before.records_dir, suffix=".part")
+    with os.fdopen(handle, "w") as file:
+        file.write(record.model_dump_json())
+    os.replace(part, _record_file(before))
+
+
+def _other_image(before: Before) -> bool:
+    """A saved covsweep-sandbox block names the sandbox image, and the plan builds on it, not on the one
+    hashed (whose tag may point at another build next time)."""
+    from blocks.sandbox import CovsweepSandbox  # Prefect's: imported once the run is over
+    from blocks.saved import load_saved
+
+    block = load_saved(CovsweepSandbox)
+    return bool(block and block.image and not load().sandbox_image)
 
 
 def _record_file(before: Before) -> Path:
     """One record per report file: a newer run's replaces the one before."""
-    return before.records / f"{_report_id(before.outputs[0])}-{before.key}.json"
+    return before.records_dir / f"{_report_id(before.outputs[0])}-{before.key}.json"
 
 
 def _report_id(report: Path) -> str:
@@ -176,6 +211,18 @@ def _code_digest() -> str:
     for file in sorted(f for name in PACKAGES for f in (root / name).rglob("*.py")):
         digest.update(str(file.relative_to(root)).encode() + b"\0" + file.read_bytes())
     return digest.hexdigest()
+
+
+def _dependency_versions() -> dict[str, str]:
+    """The versions of what covsweep requires: another Prefect, pydantic or coverage.py may run differently."""
+    names = {re.split(r"[\s<>=!~;\[(]", r, maxsplit=1)[0] for r in metadata.requires("covsweep") or []}
+    versions = {}
+    for name in sorted(names):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = ""  # an extra's, not installed
+    return versions
 
 
 def _prefect_files() -> list[Path]:
