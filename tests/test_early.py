@@ -60,6 +60,13 @@ def left_behind() -> tuple[list[str], list[str]]:
     return workspaces, [c.id for c in labelled if Path(c.attrs["Config"]["WorkingDir"]).is_relative_to(runs)]
 
 
+def planned(tmp_path: Path, tests: str = CALC_TESTS):
+    """A project's early baseline begun, and the plan of the run that will ask for it."""
+    root = write_project(tmp_path / "p", {"calc.py": CALC, "tests/test_calc.py": tests})
+    options, _ = begun(root)
+    return plan_run.fn(options, load_blocks=False)
+
+
 def running_early_baseline() -> None:
     deadline = time.monotonic() + 120
     while not left_behind()[1]:
@@ -68,9 +75,7 @@ def running_early_baseline() -> None:
 
 
 def test_the_flow_adopts_an_early_baseline_of_the_same_files_and_settings_and_stores_it(tmp_path):
-    root = write_project(tmp_path / "p", {"calc.py": CALC, "tests/test_calc.py": CALC_TESTS})
-    options, _ = begun(root)
-    plan = plan_run.fn(options, load_blocks=False)
+    plan = planned(tmp_path)
     inputs = (plan.sandbox, plan.project, plan.test_paths())
 
     adopted = early.adopt(*inputs, plan.measurement_timeout(), plan.framework)
@@ -87,15 +92,14 @@ def test_the_flow_adopts_an_early_baseline_of_the_same_files_and_settings_and_st
 
 @pytest.mark.timeout(120)
 def test_an_early_baseline_of_other_settings_is_stopped_and_never_stored(tmp_path):
-    root = write_project(tmp_path / "p", {"calc.py": CALC, "tests/test_calc.py": CALC_TESTS + WAITS})
-    options, _ = begun(root)
-    plan = plan_run.fn(options, load_blocks=False)
+    plan = planned(tmp_path, CALC_TESTS + WAITS)
     timeout, framework = plan.measurement_timeout(), plan.framework
     other = plan.sandbox.model_copy(update={"limits": SandboxLimits(memory_mb=plan.sandbox.limits.memory_mb + 1)})
 
     assert early.adopt(other, plan.project, plan.test_paths(), timeout, framework) is None
 
     assert left_behind() == ([], [])
+    assert list((tmp_path / "results").glob("covsweep-measurement-*")) == []
     discard_workspace(plan)
 
 
@@ -112,9 +116,7 @@ def test_a_run_that_ends_before_its_baseline_leaves_nothing_of_it(tmp_path):
 
 @pytest.mark.timeout(300)
 def test_ctrl_c_while_the_flow_waits_for_the_early_baseline_removes_it(tmp_path):
-    root = write_project(tmp_path / "p", {"calc.py": CALC, "tests/test_calc.py": CALC_TESTS + WAITS})
-    options, _ = begun(root)
-    plan = plan_run.fn(options, load_blocks=False)
+    plan = planned(tmp_path, CALC_TESTS + WAITS)
     running_early_baseline()
     ctrl_c = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
     ctrl_c.start()
@@ -148,13 +150,11 @@ def test_a_file_edited_after_the_early_baseline_began_is_measured_by_the_flow(tm
 
 
 def test_an_early_baseline_finds_the_measurement_an_earlier_run_stored(tmp_path):
-    root = write_project(tmp_path / "p", {"calc.py": CALC, "tests/test_calc.py": CALC_TESTS})
-    options, _ = begun(root)
-    plan = plan_run.fn(options, load_blocks=False)
+    plan = planned(tmp_path)
     inputs = (plan.sandbox, plan.project, plan.test_paths(), plan.measurement_timeout(), plan.framework)
     first = early.adopt(*inputs)
 
-    begun(root)
+    begun(plan.project.target)
     again = early.adopt(*inputs)
 
     assert (first.reused, again.reused) == (False, True)
