@@ -151,10 +151,10 @@ class MeasureAgain:
         return self.answers[attempt - 1]
 
 
-def conclude(plan, path, final, measure_again, accepted: int = 5, mutation=None):
+def conclude(plan, path, final, measure_again, accepted: int = 5, mutation=None, issues=()):
     from datetime import UTC, datetime
 
-    from tasks.core.models import ModuleResult, TestCounts
+    from tasks.core.models import ModuleResult, TestCounts, Validation
     from tasks.delivery.write import Written
     from tasks.reporting.conclusion import conclude_run
 
@@ -166,6 +166,7 @@ def conclude(plan, path, final, measure_again, accepted: int = 5, mutation=None)
         tests=TestCounts(proposed=accepted, accepted=accepted),
         accepted_source=GENERATED,
         mutation=mutation,
+        validation=Validation(issues=list(issues)),
     )
     written = [Written(module="pkg/mod.py", path=path, changed=True)]
     baseline = measurement([1])
@@ -210,6 +211,17 @@ def test_without_a_failing_test_nothing_is_measured_again(plan):
     assert again.saw == []
     assert (module.status, module.coverage.line, report.totals.line_after) == ("reached_target", 80.0, 80.0)
     assert module.generated_files == ["tests/generated/test_pkg_mod.py"] and module.validation.score == 1.0
+
+
+def test_the_score_counts_the_warnings_the_module_task_left(plan):
+    from tasks.core.models import Issue
+
+    path = written_file(plan)
+    stopped = Issue(level="WARNING", rule="stopped-early", message="round 2 failed (internal: boom); the rest kept")
+
+    report = conclude(plan, path, measurement([1, 2, 3, 4, 5, 6, 7, 8]), MeasureAgain(path), issues=[stopped])
+
+    assert report.modules[0].validation.issues == [stopped] and report.modules[0].validation.score == 0.9
 
 
 def test_a_test_failing_in_the_suite_is_dropped_and_the_rest_measured_again(plan):

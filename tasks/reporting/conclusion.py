@@ -196,7 +196,8 @@ def _review(result: ModuleResult, written: Written, settled: Settled, plan: Plan
         issues.append(Issue(level="ERROR", rule="file-removed", message=f"{written.path.name} removed: {removed}"))
     else:
         issues += check_file(written.path, settled.final.failed_tests.get(path, [])).issues
-    result.validation = Validation(score=score(issues), issues=result.validation.issues + issues)
+    issues = result.validation.issues + issues  # the module task's own warnings count too
+    result.validation = Validation(score=score(issues), issues=issues)
     if removed:
         # A generated test that fails in the project's own suite would break the user's CI.
         result.status, result.success = "needs_review", False
