@@ -147,21 +147,21 @@ def delivery_line(report: Report) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the flow in this process and print a summary; the report goes to --report."""
-    from tasks.checks import preflight, report_path
+    from tasks.history import unchanged
 
     options = _repository_defaults(_options(args))
+    before = unchanged.before_run(options, LOG_NAME)  # -v or not
+    if (earlier := unchanged.earlier_report(before)) is not None:
+        return _unchanged_run(earlier, before.outputs[0], options)
+    from tasks.checks import preflight, report_path
+
     try:
         project = preflight(options)  # quick checks before Prefect starts; the flow plans the run
     except InputError as exc:
         fail(str(exc))
     _interrupt_on_sigterm()
-    from tasks.history import unchanged
-
     report = report_path(options, project)
     log_file = None if args.verbose else report.parent / LOG_NAME
-    before = unchanged.before_run(options, project, report, report.parent / LOG_NAME)  # -v or not
-    if (earlier := unchanged.earlier_report(before)) is not None:
-        return _unchanged_run(earlier, report, options)
     try:
         result = _flow_run(options, project, log_file)
     except RunError as exc:  # the run began and could not finish: what it finished is kept

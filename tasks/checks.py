@@ -12,6 +12,7 @@ from pathlib import Path
 from tasks.core.errors import InputError
 from tasks.core.models import GeneratorName, Project
 from tasks.core.options import RunOptions
+from tasks.core.plan import directory_report
 from tasks.core.settings import Settings, load
 from tasks.delivery.branch import check_new_branch
 from tasks.llm.config import resolve_llm_config
@@ -143,6 +144,6 @@ def preflight(options: RunOptions) -> Project | None:
 def report_path(options: RunOptions, project: Project | None) -> Path | None:
     """--report; by default in the target, or for a repository (its clone goes with the run) nowhere
     but result storage: `covsweep run` names one in the current directory for it."""
-    if options.report:
-        return Path(options.report).expanduser().resolve()
-    return None if is_repository_url(options.target) else project.target / ".covsweep" / "report.json"
+    if not options.report and is_repository_url(options.target):
+        return None
+    return directory_report(options, project.target if project else None)

@@ -240,6 +240,8 @@ def test_a_module_with_a_syntax_error_is_discovered_not_raised(tmp_path):
     assert by_path["pkg/broken.py"].syntax_error
     assert "pkg/broken.py" in by_path["pkg/broken.py"].syntax_error
     assert "SyntaxError" in by_path["pkg/broken.py"].syntax_error
+    unparsed = discover(target, parse=False)
+    assert unparsed.modules == [m.model_copy(update={"syntax_error": None}) for m in project.modules]
 
 
 def test_a_single_file_target_with_a_syntax_error_is_bad_input(tmp_path):

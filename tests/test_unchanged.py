@@ -169,8 +169,8 @@ def finished(tmp_path: Path) -> tuple[Before, Report]:
 
 @pytest.mark.parametrize("options", [{"sandbox": "local"}, {"changed_since": "main"}, {"deliver": "patch"}])
 def test_a_run_whose_inputs_are_not_all_known_before_prefect_starts_is_never_skipped(tmp_path, options):
-    run_options, project = project_and_options(tmp_path, **options)
-    assert before_run(run_options, project, tmp_path / "report.json", None) is None
+    run_options, _ = project_and_options(tmp_path, **options)
+    assert before_run(run_options, "covsweep.log") is None
 
 
 def test_only_a_run_that_finished_every_module_and_wrote_no_test_is_recorded(tmp_path, no_server):

@@ -140,6 +140,13 @@ def measurement_timeout(options: RunOptions) -> float:
     return max(options.timeout, 600)
 
 
+def directory_report(options: RunOptions, target: Path | None) -> Path:
+    """--report, else TARGET/.covsweep/report.json (`target` may be None only with --report)."""
+    if options.report:
+        return Path(options.report).expanduser().resolve()
+    return target / ".covsweep" / "report.json"
+
+
 def default_out(options: RunOptions, project: Project) -> Path:
     """--out, else TARGET/tests/generated: where a run on the target itself writes its tests."""
     return Path(options.out).expanduser().resolve() if options.out else project.target / "tests" / "generated"

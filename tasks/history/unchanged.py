@@ -29,8 +29,9 @@ from pydantic import BaseModel
 from tasks.core.log import get_logger
 from tasks.core.models import Project, Report
 from tasks.core.options import RunOptions
-from tasks.core.plan import default_out, measured_test_paths
+from tasks.core.plan import default_out, directory_report, measured_test_paths
 from tasks.core.settings import load
+from tasks.project.discover import discover
 from tasks.project.source import runs_on_a_clone
 from tasks.sandbox.containers import docker_client
 from tasks.sandbox.snapshot import content_digest
@@ -71,17 +72,16 @@ class Before:
 _armed: list[tuple[Before, Record]] = []  # written by write_records at exit
 
 
-def before_run(
-    options: RunOptions, project: Project | None, report: Path | None, log_file: Path | None
-) -> Before | None:
-    """This run's inputs, or None where they are not all known before Prefect starts."""
-    if project is None or report is None or options.sandbox != "docker" or options.changed_since:
-        return None
-    if runs_on_a_clone(options.target, options.deliver):
+def before_run(options: RunOptions, log_name: str) -> Before | None:
+    """This run's inputs, hashed before its checks (a run they match passed them), with the log named
+    `log_name` beside the report; None where they are not all known before Prefect starts."""
+    if options.sandbox != "docker" or options.changed_since or runs_on_a_clone(options.target, options.deliver):
         return None
     try:
-        before = _inputs(options, project, report, log_file)
-    except Exception:  # noqa: BLE001 - no run is refused for what would only have made a later one shorter
+        project = discover(Path(options.target), options.modules, parse=False)  # the files are hashed
+        report = directory_report(options, project.target)
+        before = _inputs(options, project, report, report.parent / log_name)
+    except Exception:  # noqa: BLE001 - the checks say what is wrong; nothing is refused for a shortcut
         get_logger("covsweep").debug("the run's inputs were not hashed", exc_info=True)
         return None
     if before is not None:
@@ -94,7 +94,7 @@ def _write_at_exit() -> None:
     atexit.register(write_records)  # before Prefect's server starts, so this runs once it has stopped
 
 
-def _inputs(options: RunOptions, project: Project, report: Path, log_file: Path | None) -> Before | None:
+def _inputs(options: RunOptions, project: Project, report: Path, log_file: Path) -> Before | None:
     settings = load()
     image = existing_target_image(settings, project.target)
     if image is None:
@@ -114,7 +114,7 @@ def _inputs(options: RunOptions, project: Project, report: Path, log_file: Path 
     }
     key = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
     summary = Path(options.summary_md).expanduser().resolve() if options.summary_md else None
-    outputs = [report, *(p for p in (log_file, summary) if p is not None)]
+    outputs = [report, log_file, *([summary] if summary else [])]
     return Before(key, content, options, project, outputs, settings.cache_dir / "unchanged")
 
 

@@ -71,7 +71,7 @@ def _package_root(path: Path) -> Path:
     return root
 
 
-def _module(root: Path, path: Path) -> Module:
+def _module(root: Path, path: Path, parse: bool = True) -> Module:
     source = path.read_bytes()
     rel = path.relative_to(root)
     parts = list(rel.with_suffix("").parts)
@@ -79,7 +79,8 @@ def _module(root: Path, path: Path) -> Module:
         parts.pop()
     syntax_error = None
     try:
-        ast.parse(source, filename=str(path))
+        if parse:
+            ast.parse(source, filename=str(path))
     except (SyntaxError, ValueError) as exc:
         syntax_error = f"{rel}: {exc.__class__.__name__}: {exc}"
     return Module(
@@ -91,8 +92,9 @@ def _module(root: Path, path: Path) -> Module:
     )
 
 
-def discover(target: Path, patterns: list[str] | None = None) -> Project:
-    """The modules of a project directory (src/ or flat layout) or of a single .py file."""
+def discover(target: Path, patterns: list[str] | None = None, parse: bool = True) -> Project:
+    """The modules of a project directory (src/ or flat layout) or of a single .py file. Without `parse`,
+    none is parsed for its syntax errors (a tenth of a second at 400 modules), for what needs only their files."""
     target = Path(target).expanduser()
     if not target.exists():
         raise InputError(f"target {target} does not exist")
@@ -109,7 +111,7 @@ def discover(target: Path, patterns: list[str] | None = None) -> Project:
     if not target.is_dir():
         raise InputError(f"target {target} is neither a directory nor a .py file")
     root = _import_root(target)
-    modules = [_module(root, path) for path in _module_files(root)]
+    modules = [_module(root, path, parse) for path in _module_files(root)]
     if patterns:
         modules = [
             m
