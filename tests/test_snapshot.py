@@ -3,6 +3,7 @@ measured like a readable one, and the run sees the code as it was when the run s
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -15,7 +16,7 @@ import pytest
 
 from tests.conftest import EXAMPLE
 from tests.fake_llm import API_KEY, code_answer
-from tests.helpers import SHOP_COUPON_TESTS
+from tests.helpers import SHOP_COUPON_TESTS, write_project
 
 DISCOUNT_TESTS = (
     """\
@@ -336,3 +337,27 @@ def test_the_sandbox_reads_a_private_target_at_its_path_and_cannot_write_there(
     )
     assert result.output.split()[:3] == ["1000", "VALUE", "="] and "refused" in result.output, result.output
     assert result.output.split()[-1].startswith("ro,"), result.output  # mounted read-only
+
+
+def _digest_of(target: Path) -> str:
+    from tasks.sandbox.snapshot import content_digest
+
+    digest = hashlib.sha256()
+    content_digest(digest, target, [])
+    return digest.hexdigest()
+
+
+def test_a_targets_digest_follows_its_files_and_links_whatever_their_names(tmp_path):
+    target = write_project(tmp_path / "p", {"calc.py": "X = 1\n"})
+    odd = os.fsdecode(b"data-\xff")  # neither name is UTF-8: a filesystem allows it, and a run must not fail
+    (target / odd).write_text("one")
+    os.symlink(os.fsdecode(b"calc-\xfe.py"), target / "link.py")
+    first = _digest_of(target)
+
+    assert _digest_of(target) == first
+    (target / odd).write_text("two")
+    assert _digest_of(target) != first
+    (target / odd).write_text("one")
+    (target / "link.py").unlink()
+    os.symlink("calc.py", target / "link.py")
+    assert _digest_of(target) != first

@@ -138,16 +138,17 @@ def remember(before: Before | None, report: Report, status: int) -> bool:
         return False
     try:
         database = _temporary_database()
-        if database is None or _other_image(before) or target_content(before.options, before.project) != before.content:
+        if database is None or _other_image() or target_content(before.options, before.project) != before.content:
             return False
-        written = _digests([str(before.outputs[0])])
-        if Report.model_validate_json(before.outputs[0].read_bytes()).run_id != report.run_id:
+        written = before.outputs[0].read_bytes()
+        if Report.model_validate_json(written).run_id != report.run_id:
             return False  # another run's report
     except Exception:  # noqa: BLE001 - the run itself is done: it only leaves no record
         get_logger("covsweep").debug("the run was not recorded", exc_info=True)
         return False
     files = [str(database.with_name(database.name + suffix)) for suffix in SQLITE_FILES]
-    record = Record(report=before.outputs[0], outputs=written, database=dict.fromkeys(files))
+    outputs = {str(before.outputs[0]): hashlib.sha256(written).hexdigest()}
+    record = Record(report=before.outputs[0], outputs=outputs, database=dict.fromkeys(files))
     _armed.append((before, record))
     return True
 
@@ -178,7 +179,7 @@ def _write(before: Before, record: Record) -> None:
     os.replace(part, _record_file(before))
 
 
-def _other_image(before: Before) -> bool:
+def _other_image() -> bool:
     """A saved covsweep-sandbox block names the sandbox image, and the plan builds on it, not on the one
     hashed (whose tag may point at another build next time)."""
     from blocks.sandbox import CovsweepSandbox  # Prefect's: imported once the run is over

@@ -81,7 +81,7 @@ def _file_digest(digest, file: Path) -> None:
     """A file's name and content, a symbolic link's target too: what a test run could read of it."""
     digest.update(os.fsencode(file) + b"\0")  # a name need not be UTF-8
     if file.is_symlink():
-        digest.update(b"->" + os.readlink(file).encode() + b"\0")
+        digest.update(b"->" + os.fsencode(os.readlink(file)) + b"\0")
     try:
         digest.update(file.read_bytes() if file.is_file() else b"(no file)")
     except OSError:
