@@ -216,3 +216,23 @@ def test_a_project_below_a_folder_named_test_is_still_measured(tmp_path, parent)
     coverage = read_json_report(tmp_path / "workspace" / "coverage.json", project, project.target)
     assert sorted(coverage.files) == ["tinycalc/__init__.py", "tinycalc/ops.py"]
     assert sorted(coverage.files["tinycalc/ops.py"].executed_lines) == EXECUTED
+
+
+@pytest.mark.parametrize("per_test", [True, False])
+def test_a_module_no_test_imports_is_in_the_whole_projects_figures_and_not_in_per_test_data(tmp_path, per_test):
+    from coverage import CoverageData
+
+    test = "from calc import add\n\n\ndef test_add():\n    assert add(1, 2) == 3\n"
+    files = {"calc.py": "def add(a, b):\n    return a + b\n", "never.py": "X = 1\n", "tests/test_calc.py": test}
+    project = measure(write_project(tmp_path / "proj", files), tmp_path / "workspace", per_test=per_test)
+    data = CoverageData(basename=str(tmp_path / "workspace" / ".coverage"))
+    data.read()
+    measured = sorted(Path(f).name for f in data.measured_files())
+    coverage = read_json_report(tmp_path / "workspace" / "coverage.json", project, project.target)
+
+    if per_test:  # read per test, by file: what ran is all there is to read
+        assert measured == ["calc.py"]
+    else:  # the report's: a module nothing imported counts, at 0
+        assert measured == ["calc.py", "never.py"]
+        assert coverage.files["never.py"].percentages().line == 0.0
+        assert coverage.totals.line == round(100 * 2 / 3, 2)

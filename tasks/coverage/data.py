@@ -19,7 +19,9 @@ def write_rcfile(workspace: Path, project: ProjectRef, *, per_test: bool) -> Pat
     lines = [
         "[run]",
         "branch = True",
-        f"source = {root}",
+        # Per test only what ran is read: `source` would also list every file of the project as each run
+        # saves (for a report's unexecuted files), 2 of a test file's 4.5 s in the sandbox at 2000 modules.
+        f"include = {root}/*" if per_test else f"source = {root}",
         f"data_file = {workspace / '.coverage'}",
         # Anchored at the import root: `*/tests/*` also matches every file of a project that is
         # checked out below a folder named tests or test, and nothing would be measured.
