@@ -83,9 +83,10 @@ def measure(target: Path, workspace: Path, *, per_test: bool):
     project = discover(target)
     workspace.mkdir(parents=True, exist_ok=True)
     rcfile = write_rcfile(workspace, project, per_test=per_test)
+    tests = [p.relative_to(project.target) for p in project.test_paths]  # pytest reads [..] in a path as an id
     env = {**os.environ, **sandbox_env(project)}
     run = subprocess.run(
-        [sys.executable, "-m", "coverage", "run", f"--rcfile={rcfile}", *shlex.split(pytest_args(project.test_paths))],
+        [sys.executable, "-m", "coverage", "run", f"--rcfile={rcfile}", *shlex.split(pytest_args(tests))],
         cwd=target,
         env=env,
         capture_output=True,
@@ -219,12 +220,13 @@ def test_a_project_below_a_folder_named_test_is_still_measured(tmp_path, parent)
 
 
 @pytest.mark.parametrize("per_test", [True, False])
-def test_a_module_no_test_imports_is_in_the_whole_projects_figures_and_not_in_per_test_data(tmp_path, per_test):
+@pytest.mark.parametrize("folder", ["proj", "proj[1]"])  # a bracket would be a pattern's character class
+def test_a_module_no_test_imports_is_in_the_whole_projects_figures_and_not_in_per_test_data(tmp_path, per_test, folder):
     from coverage import CoverageData
 
     test = "from calc import add\n\n\ndef test_add():\n    assert add(1, 2) == 3\n"
     files = {"calc.py": "def add(a, b):\n    return a + b\n", "never.py": "X = 1\n", "tests/test_calc.py": test}
-    project = measure(write_project(tmp_path / "proj", files), tmp_path / "workspace", per_test=per_test)
+    project = measure(write_project(tmp_path / folder, files), tmp_path / "workspace", per_test=per_test)
     data = CoverageData(basename=str(tmp_path / "workspace" / ".coverage"))
     data.read()
     measured = sorted(Path(f).name for f in data.measured_files())

@@ -12,26 +12,32 @@ from tasks.core.models import Coverage, FileCoverage, Project, ProjectCoverage, 
 Arc = tuple[int, int]
 
 
+def _pattern(path: Path) -> str:
+    """`path` as the start of a coverage.py file pattern: a square bracket would open a character class
+    (and one alone is an error), so each matches any one character instead."""
+    return str(path).replace("[", "?").replace("]", "?")
+
+
 def write_rcfile(workspace: Path, project: ProjectRef, *, per_test: bool) -> Path:
     """covsweep's own coverage settings: the project's may lack branch, or measure elsewhere. Per test
     (`per_test`), the data is read through coverage.py's API, by the files' absolute names."""
-    root = project.import_root
+    root_pattern, workspace_pattern = _pattern(project.import_root), _pattern(workspace)
     lines = [
         "[run]",
         "branch = True",
         # Per test only what ran is read: `source` would also list every file of the project as each run
         # saves (for a report's unexecuted files), 2 of a test file's 4.5 s in the sandbox at 2000 modules.
-        f"include = {root}/*" if per_test else f"source = {root}",
+        f"include = {root_pattern}/*" if per_test else f"source = {project.import_root}",
         f"data_file = {workspace / '.coverage'}",
         # Anchored at the import root: `*/tests/*` also matches every file of a project that is
         # checked out below a folder named tests or test, and nothing would be measured.
         "omit =",
-        f"    {root}/**/tests/*",
-        f"    {root}/**/test/*",
-        f"    {root}/**/test_*.py",
-        f"    {root}/**/*_test.py",
-        f"    {root}/**/conftest.py",
-        f"    {workspace}/*",
+        f"    {root_pattern}/**/tests/*",
+        f"    {root_pattern}/**/test/*",
+        f"    {root_pattern}/**/test_*.py",
+        f"    {root_pattern}/**/*_test.py",
+        f"    {root_pattern}/**/conftest.py",
+        f"    {workspace_pattern}/*",
     ]
     if per_test:
         lines.append("dynamic_context = test_function")
