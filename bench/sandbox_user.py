@@ -32,6 +32,7 @@ from tasks.project.discover import discover  # noqa: E402
 from tasks.sandbox import runner as sandbox  # noqa: E402
 from tasks.sandbox.containers import docker_client  # noqa: E402
 from tasks.sandbox.images import ensure_sandbox_image  # noqa: E402
+from tasks.sandbox.pytest_support import sandbox_env  # noqa: E402
 
 LOOKUPS = """
 import os, sys, time
@@ -64,7 +65,8 @@ def _script(project, workspace: Path) -> str:
     for command in STEPS.values():
         step = command.format(first_test=first_test, **rcfiles)
         lines.append(
-            f't0=$(date +%s%N); {step} > {workspace}/log 2>&1; echo "ms $(( ($(date +%s%N) - t0) / 1000000 ))"'
+            f"t0=$(date +%s%N); {step} > {workspace}/log 2>&1; status=$?;"
+            f' echo "ms $(( ($(date +%s%N) - t0) / 1000000 )) $status"'
         )
     lines.append(f"\"$PY\" -c '{LOOKUPS}' {project.import_root} {project.import_root.relative_to(project.target)}")
     return "\n".join(lines)
@@ -74,9 +76,13 @@ def measured(config: SandboxConfig, project, root: Path, uid: int) -> dict[str, 
     sandbox.CONTAINER_UID = uid  # the one flag this benchmark changes
     workspace = sandbox.prepare_workspace(Path(tempfile.mkdtemp(dir=root)))
     script = _script(project, workspace)
-    result = sandbox.run(config, script, workspace=workspace, read_only=[project.target], timeout=900)
+    env = sandbox_env(project)  # as every sandboxed run of the project has it
+    result = sandbox.run(config, script, workspace=workspace, read_only=[project.target], timeout=900, env=env)
     lines = result.output.split("\n")
-    seconds = [int(line.split()[1]) / 1000 for line in lines if line.startswith("ms ")]
+    timed = [line.split()[1:] for line in lines if line.startswith("ms ")]
+    failed = [step for step, (_, status) in zip(STEPS, timed, strict=True) if status != "0"]
+    assert not failed, f"{failed} failed as uid {uid}: {result.output[-2000:]}"
+    seconds = [int(ms) / 1000 for ms, _ in timed]
     absolute_us, relative_us = (float(v) for v in [line for line in lines if line.strip()][-1].split())
     return dict(zip(STEPS, seconds, strict=True)) | {
         "lookup_from_root_us": absolute_us,

@@ -358,6 +358,9 @@ def test_a_targets_digest_follows_its_files_and_links_whatever_their_names(tmp_p
     (target / odd).write_text("two")
     assert _digest_of(target) != first
     (target / odd).write_text("one")
-    (target / "link.py").unlink()
-    os.symlink("calc.py", target / "link.py")
-    assert _digest_of(target) != first
+    (target / "same.py").write_text("X = 1\n")
+    os.symlink("calc.py", target / "other.py")
+    pointing_at_calc = _digest_of(target)
+    (target / "other.py").unlink()
+    os.symlink("same.py", target / "other.py")  # the same content through it: the link's target alone differs
+    assert _digest_of(target) != pointing_at_calc

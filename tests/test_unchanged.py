@@ -4,6 +4,7 @@ changed file, a removed report or anything written to Prefect's database since r
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sqlite3
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tasks.checks import report_path
 from tasks.core.models import ModuleResult, Project, Report, Totals
 from tasks.core.options import RunOptions
 from tasks.history.unchanged import Before, before_run, earlier_report, remember, target_content, write_records
@@ -167,10 +169,21 @@ def finished(tmp_path: Path) -> tuple[Before, Report]:
     return Before("key", content, options, project, [report_file, log], tmp_path / "records"), report
 
 
+@pytest.mark.docker
+@pytest.mark.usefixtures("sandbox_image")
 @pytest.mark.parametrize("options", [{"sandbox": "local"}, {"changed_since": "main"}, {"deliver": "patch"}])
 def test_a_run_whose_inputs_are_not_all_known_before_prefect_starts_is_never_skipped(tmp_path, options):
+    eligible, project = project_and_options(tmp_path / "eligible")
+    before = before_run(eligible, "covsweep.log")  # Docker and the image are there: the control is hashed
+    assert before is not None and before.outputs[:2] == [report_path(eligible, project), before.outputs[1]]
+    assert before.outputs[1].name == "covsweep.log"
+
     run_options, _ = project_and_options(tmp_path, **options)
     assert before_run(run_options, "covsweep.log") is None
+    single_file = eligible.model_copy(update={"target": str(project.target / "calc.py")})
+    assert before_run(single_file, "covsweep.log") is None  # the folder around it could be a home folder
+    for bad in ({"target": str(tmp_path / "missing")}, {"modules": ["nothing/*.py"]}):
+        assert before_run(eligible.model_copy(update=bad), "covsweep.log") is None  # the checks say why
 
 
 def test_only_a_run_that_finished_every_module_and_wrote_no_test_is_recorded(tmp_path, no_server):
@@ -186,6 +199,10 @@ def test_only_a_run_that_finished_every_module_and_wrote_no_test_is_recorded(tmp
     assert not remember(before, report, 0)
     with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:9/api"}):  # a named server's database
         assert not remember(before, report, 0)
+    (before.project.target / "tests" / "test_generated.py").unlink()
+    assert remember(before, report, 0)
+    on_a_cluster = before.options.model_copy(update={"cluster": "tcp://127.0.0.1:8786"})
+    assert not remember(dataclasses.replace(before, options=on_a_cluster), report, 0)  # its workers: not hashed
 
 
 def test_a_record_holds_while_the_outputs_and_prefects_database_are_as_the_run_left_them(tmp_path, no_server):

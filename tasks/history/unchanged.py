@@ -8,7 +8,8 @@ starts: a directory measured in place in the Docker sandbox, the temporary serve
 no --changed-since (a moved REF is not in the files). And only for a run that finished every module and
 wrote nothing into the target: a failed module is tried again, and written tests make the next run's
 baseline another; not when a saved block names the sandbox image, whose tag may point at another build
-without a write to the database. Removing the report sweeps anyway."""
+without a write to the database, nor when a Dask cluster is named (its workers' images and hosts are not
+hashed). Removing the report sweeps anyway."""
 
 from __future__ import annotations
 
@@ -77,6 +78,8 @@ def before_run(options: RunOptions, log_name: str) -> Before | None:
     `log_name` beside the report; None where they are not all known before Prefect starts."""
     if options.sandbox != "docker" or options.changed_since or runs_on_a_clone(options.target, options.deliver):
         return None
+    if Path(options.target).expanduser().is_file():
+        return None  # its project is the folder around it, which may be a home folder: not hashed for a shortcut
     try:
         project = discover(Path(options.target), options.modules, parse=False)  # the files are hashed
         report = directory_report(options, project.target)
@@ -138,7 +141,9 @@ def remember(before: Before | None, report: Report, status: int) -> bool:
         return False
     try:
         database = _temporary_database()
-        if database is None or _other_image() or target_content(before.options, before.project) != before.content:
+        if database is None or _elsewhere(before.options) or _other_image():
+            return False
+        if target_content(before.options, before.project) != before.content:
             return False
         written = before.outputs[0].read_bytes()
         if Report.model_validate_json(written).run_id != report.run_id:
@@ -159,7 +164,7 @@ def write_records() -> None:
     for before, record in _armed:
         report = str(record.report)
         outputs = {report: record.outputs[report]} | _digests([str(p) for p in before.outputs[1:]])
-        if outputs[report] is None or _digests([report]) != {report: outputs[report]}:
+        if _digests([report]) != {report: outputs[report]}:
             continue
         done = record.model_copy(update={"outputs": outputs, "database": _stat(list(record.database))})
         try:
@@ -179,6 +184,17 @@ def _write(before: Before, record: Record) -> None:
     os.replace(part, _record_file(before))
 
 
+def _elsewhere(options: RunOptions) -> bool:
+    """The module tasks may have run on a Dask cluster, whose workers' images and hosts nothing here hashes."""
+    from blocks.cluster import CovsweepCluster  # Prefect's: imported once the run is over
+    from blocks.saved import load_saved
+
+    if options.cluster or load().cluster:
+        return True
+    block = load_saved(CovsweepCluster)
+    return bool(block and block.address)
+
+
 def _other_image() -> bool:
     """A saved covsweep-sandbox block names the sandbox image, and the plan builds on it, not on the one
     hashed (whose tag may point at another build next time)."""
@@ -195,7 +211,7 @@ def _record_file(before: Before) -> Path:
 
 
 def _report_id(report: Path) -> str:
-    return hashlib.sha256(str(report).encode()).hexdigest()[:16]
+    return hashlib.sha256(os.fsencode(report)).hexdigest()[:16]
 
 
 def target_content(options: RunOptions, project: Project) -> str:
